@@ -1,0 +1,48 @@
+# K2 offload-failure automation. Two contract commands: `make demo` and `make test`; both set up a fresh
+# Debian 12 machine themselves (apt packages, dockerd, venv, images) and skip what is already done.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+LAB := $(PY) lab/labctl.py
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+.PHONY: setup demo test test-unit test-lab lint bench lab-up lab-down lab-status lab-fault lab-clear lab-cycle lab-verify
+
+setup:
+	@scripts/bootstrap.sh
+
+lab-up: setup
+	@$(LAB) up
+
+lab-down:
+	@if [ -x $(PY) ]; then $(LAB) down; else echo "lab-down: nothing to do (no venv)"; fi
+
+lab-status:
+	@$(LAB) status
+
+lab-fault:
+	@if [ -z "$(FAULT)" ]; then echo "lab-fault: set FAULT=<name>, e.g. make lab-fault FAULT=clickhouse-stopped" >&2; exit 2; fi
+	@$(LAB) fault $(FAULT) $(if $(TABLE),--table $(TABLE),)
+
+lab-clear:
+	@$(LAB) clear
+
+lab-cycle:
+	@$(LAB) cycle $(if $(TABLES),--tables $(TABLES),)
+
+lab-verify:
+	@$(LAB) verify-data
+
+demo: lab-up
+	@scripts/demo.sh
+
+lint: setup
+	@$(VENV)/bin/ansible-lint --profile production
+
+test: lab-up
+	@$(VENV)/bin/ansible-lint --profile production
+	@$(VENV)/bin/pytest tests -q -p no:cacheprovider
+
+bench: lab-up
+	@$(PY) bench/bench.py

@@ -1,0 +1,236 @@
+"""Fault injection for the lab: each fault reproduces one failure of the runbook through the real stack.
+
+Every fault is recorded in <state>/faults.json so that `clear` knows what to undo; `clear` also
+repairs anything it finds broken, so it is safe to run at any time.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from typing import Callable
+
+from docker.errors import APIError, NotFound
+
+import lab_clients
+from config import LabConfig
+from stack import LAB, LabError, wait_for
+
+DEFAULT_TABLE = "bronze_trades_binance"
+JDBC_SOURCE = LAB / "images/spark-iceberg/clickhouse-jdbc-0.4.6-all.jar"
+
+
+@dataclass(frozen=True)
+class Fault:
+    name: str
+    scenario: int
+    summary: str
+    inject: Callable
+    data_fault: bool = False  # touches watermarks or cold data: clear rebuilds the table's cold copy
+
+
+def _post(cfg: LabConfig, path: str) -> None:
+    req = urllib.request.Request(f"http://127.0.0.1:{cfg.port_clickhouse}{path}", data=b"", method="POST")
+    try:
+        urllib.request.urlopen(req, timeout=10).read()  # noqa: S310 - 127.0.0.1 only
+    except (ConnectionError, OSError):
+        pass  # /lab/crash never answers
+
+
+def _sql(cfg: LabConfig, statement: str, params: tuple) -> int:
+    with lab_clients.pg(cfg) as conn, conn.cursor() as cur:
+        cur.execute(statement, params)
+        return cur.rowcount
+
+
+def _require_layout(cfg: LabConfig, layout: str) -> None:
+    if cfg.watermark_layout != layout:
+        raise LabError(f"this fault needs the {layout} watermark layout: lab-down, then "
+                       f"K2_LAB_WATERMARK_LAYOUT={layout} make lab-up")
+
+
+def worker_oom(dc, cfg, table):
+    dc.containers.get("k2-prefect-worker").kill(signal="SIGUSR1")
+    wait_for("worker OOM kill", lambda: dc.containers.get("k2-prefect-worker").status == "exited", timeout=60)
+
+
+def clickhouse_memory(dc, cfg, table):
+    stats = dc.containers.get("k2-clickhouse").stats(stream=False)["memory_stats"]
+    limit, usage = stats["limit"], stats["usage"]
+    _post(cfg, f"/lab/ballast?mb={max(1, int((limit * 0.93 - usage) / 2**20))}")
+
+
+def clickhouse_crashed(dc, cfg, table):
+    _post(cfg, "/lab/crash")
+    wait_for("ClickHouse crash", lambda: dc.containers.get("k2-clickhouse").status == "exited", timeout=30)
+
+
+def disconnect(dc, cfg, table):
+    dc.networks.get(cfg.network).disconnect("k2-clickhouse")
+
+
+def fault_file(name: str, content: str = "1"):
+    def inject(dc, cfg, table):
+        cfg.faults_dir.mkdir(parents=True, exist_ok=True)
+        (cfg.faults_dir / name).write_text(content if content != "timeout" else str(cfg.task_timeout_seconds + 20))
+    return inject
+
+
+def jdbc_missing(dc, cfg, table):
+    dc.containers.get("k2-spark-iceberg").exec_run(["rm", "-f", cfg.jdbc_jar])
+
+
+def warehouse_permissions(dc, cfg, table):
+    cfg.warehouse_dir.chmod(0o555)
+    os.chown(cfg.warehouse_dir, 65534, 65534)
+
+
+def stop(container: str):
+    def inject(dc, cfg, table):
+        dc.containers.get(container).stop(timeout=10)
+    return inject
+
+
+def wm_stuck_running(dc, cfg, table):
+    _require_layout(cfg, "state")
+    _sql(cfg, "UPDATE offload_watermarks SET status = 'running', updated_at = NOW() - INTERVAL '45 minutes' "
+              "WHERE table_name = %s", (table,))
+
+
+def wm_missing(dc, cfg, table):
+    _sql(cfg, "DELETE FROM offload_watermarks WHERE table_name = %s", (table,))
+
+
+def _shift(interval: str):
+    def inject(dc, cfg, table):
+        if cfg.watermark_layout == "state":
+            _sql(cfg, "UPDATE offload_watermarks SET last_offload_timestamp = last_offload_timestamp + %s::interval "
+                      "WHERE table_name = %s", (interval, table))
+        else:
+            _sql(cfg, "INSERT INTO offload_watermarks (table_name, max_timestamp, sequence_number) "
+                      "SELECT table_name, max_timestamp + %s::interval, sequence_number FROM offload_watermarks "
+                      "WHERE table_name = %s ORDER BY created_at DESC, id DESC LIMIT 1", (interval, table))
+    return inject
+
+
+def wm_history_bloat(dc, cfg, table):
+    _require_layout(cfg, "history")
+    _sql(cfg, "INSERT INTO offload_watermarks (table_name, max_timestamp, sequence_number, created_at) "
+              "SELECT %s, w.max_timestamp - g * INTERVAL '1 minute', w.sequence_number, NOW() - g * INTERVAL '15 minutes' "
+              "FROM generate_series(1, 150) g, (SELECT max_timestamp, sequence_number FROM offload_watermarks "
+              "WHERE table_name = %s ORDER BY created_at DESC, id DESC LIMIT 1) w", (table, table))
+
+
+def volume_spike(dc, cfg, table):
+    # K2's job cost grows with the rows; the lab's Spark is fast, so the fault also bounds its throughput.
+    fault_file("job-throughput", "10000")(dc, cfg, table)
+    result = dc.containers.get("k2-feed").exec_run(
+        ["python3", "/lab/services/feed/generator.py", "spike", "--table", table, "--factor", "10"])
+    if result.exit_code != 0:
+        raise LabError(f"volume spike failed: {result.output.decode(errors='replace').strip().splitlines()[-1]}")
+
+
+FAULTS = {f.name: f for f in (
+    Fault("worker-stopped", 1, "k2-prefect-worker stopped: scheduled runs pile up, nothing offloads",
+          stop("k2-prefect-worker")),
+    Fault("worker-oom", 1, "k2-prefect-worker OOM-killed (exit 137, OOMKilled=true)", worker_oom),
+    Fault("clickhouse-stopped", 2, "k2-clickhouse stopped: offload fails reading ClickHouse", stop("k2-clickhouse")),
+    Fault("clickhouse-crashed", 2, "k2-clickhouse crashed (exit 139, fatal lines in its log)", clickhouse_crashed),
+    Fault("clickhouse-memory", 2, "k2-clickhouse above 90% of its memory limit: queries fail with code 241",
+          clickhouse_memory),
+    Fault("clickhouse-disconnected", 2, "k2-clickhouse disconnected from the lab network", disconnect),
+    Fault("spark-stopped", 3, "k2-spark-iceberg stopped: docker exec fails", stop("k2-spark-iceberg")),
+    Fault("job-oom", 3, "the offload job is OOM-killed inside k2-spark-iceberg (exit 137)", fault_file("job-oom")),
+    Fault("jdbc-missing", 3, "the JDBC driver file is missing from /opt/spark/jars", jdbc_missing),
+    Fault("warehouse-permissions", 3, "the Iceberg warehouse is not writable (owner nobody, r-x)",
+          warehouse_permissions),
+    Fault("watermark-stuck-running", 4, "watermark row stuck in 'running' for 45 min", wm_stuck_running, True),
+    Fault("watermark-missing", 4, "watermark row deleted: job fails 'Watermark not found'", wm_missing, True),
+    Fault("watermark-ahead", 4, "watermark moved 30 min ahead of the cold tier (a gap)", _shift("30 minutes"), True),
+    Fault("watermark-behind", 4, "watermark moved 30 min behind the cold tier (duplicates)", _shift("-30 minutes"),
+          True),
+    Fault("watermark-history-bloat", 4, "history layout: 150 extra watermark rows for the table", wm_history_bloat,
+          True),
+    Fault("volume-spike", 5, "10x the normal hourly rows in the last hour: the offload exceeds its timeout",
+          volume_spike, True),
+    Fault("job-slow", 5, "the offload job stalls past the task timeout (and keeps running in the container)",
+          fault_file("job-slow", "timeout"), True),
+)}
+
+
+def _registry(cfg: LabConfig) -> dict:
+    path = cfg.state_dir / "faults.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save_registry(cfg: LabConfig, reg: dict) -> None:
+    (cfg.state_dir / "faults.json").write_text(json.dumps(reg, indent=2))
+
+
+def inject(dc, cfg: LabConfig, name: str, table: str = DEFAULT_TABLE) -> Fault:
+    if name not in FAULTS:
+        raise LabError(f"unknown fault {name!r}; choose one of: {', '.join(FAULTS)}")
+    fault = FAULTS[name]
+    fault.inject(dc, cfg, table)
+    reg = _registry(cfg)
+    reg[name] = {"table": table, "at": time.time()}
+    _save_registry(cfg, reg)
+    return fault
+
+
+def orphan_offload_pids(dc) -> list[int]:
+    """PIDs (container namespace) of offload_generic.py processes running in k2-spark-iceberg."""
+    try:
+        ctr = dc.containers.get("k2-spark-iceberg")
+    except NotFound:
+        return []
+    if ctr.status != "running":
+        return []
+    out = ctr.exec_run(["ps", "-eo", "pid=,args="]).output.decode()
+    return [int(line.split()[0]) for line in out.splitlines() if "offload_generic.py" in line and "ps -eo" not in line]
+
+
+def clear(dc, cfg: LabConfig, reset_table: Callable[[str], None]) -> list[str]:
+    """Undo every fault; rebuild the cold copy of tables whose data a fault touched. Returns actions."""
+    actions = []
+    for f in cfg.faults_dir.glob("*"):
+        f.unlink()
+        actions.append(f"removed fault file {f.name}")
+    spark = dc.containers.get("k2-spark-iceberg")
+    if cfg.warehouse_dir.stat().st_uid != 0 or (cfg.warehouse_dir.stat().st_mode & 0o777) != 0o775:
+        os.chown(cfg.warehouse_dir, 0, 0)
+        cfg.warehouse_dir.chmod(0o775)
+        actions.append("restored warehouse owner/mode")
+    network = dc.networks.get(cfg.network)
+    network.reload()
+    attached = {c.name for c in network.containers}
+    for ctr in dc.containers.list(all=True, filters={"label": "io.k2-lab.managed=true"}):
+        if ctr.status != "running":
+            ctr.start()
+            actions.append(f"started {ctr.name}")
+        if ctr.name not in attached:
+            network.connect(ctr, aliases=[ctr.attrs["Config"]["Hostname"]])
+            actions.append(f"reconnected {ctr.name} to {cfg.network}")
+    spark.reload()
+    if spark.exec_run(["test", "-f", cfg.jdbc_jar]).exit_code != 0:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            tar.add(str(JDBC_SOURCE), arcname=JDBC_SOURCE.name)
+        spark.put_archive("/opt/spark/jars", buf.getvalue())
+        actions.append("restored the JDBC driver file")
+    for pid in orphan_offload_pids(dc):
+        spark.exec_run(["kill", "-9", str(pid)])
+        actions.append(f"killed orphan offload process {pid} in k2-spark-iceberg")
+    wait_for("ClickHouse", lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_clickhouse}/ping"), timeout=60)
+    _post(cfg, "/lab/ballast?mb=0")
+    reg = _registry(cfg)
+    for name, info in reg.items():
+        if FAULTS.get(name) and FAULTS[name].data_fault:
+            reset_table(info["table"])
+            actions.append(f"rebuilt cold copy and watermark of {info['table']} (after {name})")
+    _save_registry(cfg, {})
+    return actions

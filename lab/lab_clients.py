@@ -1,0 +1,86 @@
+"""Small clients the lab uses from the host: PostgreSQL, ClickHouse and Prefect's REST API on 127.0.0.1."""
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+import urllib.request
+
+from config import LabConfig
+
+DEPLOYMENT = "iceberg-offload-main/iceberg-offload-15min"
+FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def pg(cfg: LabConfig):
+    import psycopg2
+    return psycopg2.connect(host="127.0.0.1", port=cfg.port_postgres, dbname=cfg.db_name, user=cfg.db_user,
+                            password=cfg.db_password, connect_timeout=3)
+
+
+def clickhouse(cfg: LabConfig):
+    import clickhouse_connect
+    return clickhouse_connect.get_client(host="127.0.0.1", port=cfg.port_clickhouse, username="default",
+                                         password=cfg.clickhouse_password, database="k2", connect_timeout=3,
+                                         send_receive_timeout=120)
+
+
+def http_json(url: str, body: dict | None = None, timeout: float = 10.0):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET",
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - 127.0.0.1 only
+        return json.loads(resp.read() or b"null")
+
+
+class Prefect:
+    def __init__(self, cfg: LabConfig) -> None:
+        self.api = f"http://127.0.0.1:{cfg.port_prefect}/api"
+
+    def healthy(self) -> bool:
+        return http_json(f"{self.api}/health", timeout=2) is True
+
+    def deployment(self) -> dict:
+        return http_json(f"{self.api}/deployments/name/{DEPLOYMENT}")
+
+    def trigger(self, tables: list[str] | None = None) -> str:
+        params = {"tables": tables} if tables else {}
+        run = http_json(f"{self.api}/deployments/{self.deployment()['id']}/create_flow_run", {"parameters": params})
+        return run["id"]
+
+    def flow_run(self, run_id: str) -> dict:
+        return http_json(f"{self.api}/flow_runs/{run_id}")
+
+    def wait(self, run_id: str, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            run = self.flow_run(run_id)
+            if run["state_type"] in FINAL_STATES or time.monotonic() > deadline:
+                return run
+            time.sleep(0.5)
+
+    def worker_online(self, pool: str = "iceberg-offload") -> bool:
+        workers = http_json(f"{self.api}/work_pools/{pool}/workers/filter", {})
+        return any(w.get("status") == "ONLINE" for w in workers)
+
+    def running_runs(self) -> list[dict]:
+        return http_json(f"{self.api}/flow_runs/filter",
+                         {"flow_runs": {"state": {"type": {"any_": ["RUNNING", "PENDING"]}}}, "limit": 50})
+
+
+def prometheus_alerts(cfg: LabConfig, name: str) -> list[dict]:
+    data = http_json(f"http://127.0.0.1:{cfg.port_prometheus}/api/v1/alerts", timeout=3)
+    return [a for a in data["data"]["alerts"] if a["labels"].get("alertname") == name]
+
+
+def metric_text(cfg: LabConfig) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{cfg.port_metrics}/metrics", timeout=3) as resp:  # noqa: S310
+        return resp.read().decode()
+
+
+def url_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - 127.0.0.1 only
+            return resp.status == 200
+    except (urllib.error.URLError, OSError):
+        return False

@@ -1,0 +1,266 @@
+"""Command line of the K2 twin lab: up, down, status, fault, clear, cycle, verify-data.
+
+Run through the Makefile (make lab-up, lab-fault FAULT=..., ...) or `.venv/bin/python lab/labctl.py`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "module_utils"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "services" / "flows"))
+
+import faults  # noqa: E402
+import lab_clients  # noqa: E402
+import offload_truth  # noqa: E402
+import stack  # noqa: E402
+from config import LabConfig  # noqa: E402
+from stack import LabError  # noqa: E402
+from table_config import TABLE_CONFIG, by_source  # noqa: E402
+
+DDL = stack.SERVICES / "clickhouse" / "ddl.sql"
+
+
+def _tables(cfg: LabConfig) -> list[dict]:
+    return [t for t in TABLE_CONFIG if t["layer"] in cfg.layers]
+
+
+def up(cfg: LabConfig, args) -> int:
+    started = time.monotonic()
+    dc = stack.client()
+    built = stack.build_images(dc)
+    if built:
+        print(f"built images: {', '.join(built)}")
+    cfg.warehouse_dir.mkdir(parents=True, exist_ok=True)
+    cfg.warehouse_dir.chmod(0o775)
+    cfg.faults_dir.mkdir(parents=True, exist_ok=True)
+    stack.render_prometheus(cfg)
+    stack.ensure_network(dc, cfg)
+    specs = {s["name"]: s for s in stack.service_specs(cfg)}
+    _check_ports(dc, cfg, specs)
+    first = ["k2-prefect-db", "k2-clickhouse", "k2-prefect-server", "k2-spark-iceberg", "k2-prometheus",
+             "k2-alertmanager"]
+    for name in first:
+        print(f"{name}: {stack.ensure_container(dc, cfg, specs[name])}")
+    stack.wait_for("k2-prefect-db", lambda: dc.containers.get("k2-prefect-db").exec_run(
+        ["/usr/lib/postgresql/15/bin/pg_isready", "-q", "-h", "127.0.0.1", "-U", "postgres"]).exit_code == 0)
+    stack.wait_for("k2-clickhouse", lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_clickhouse}/ping"))
+    ch = lab_clients.clickhouse(cfg)
+    for statement in DDL.read_text().split(";"):
+        if "CREATE" in statement:
+            ch.command(statement)
+    prefect = lab_clients.Prefect(cfg)
+    stack.wait_for("k2-prefect-server", prefect.healthy, timeout=120)
+    for name in ("k2-prefect-worker", "k2-feed"):
+        print(f"{name}: {stack.ensure_container(dc, cfg, specs[name])}")
+    worker = dc.containers.get("k2-prefect-worker")
+    try:
+        prefect.deployment()
+    except Exception:  # noqa: BLE001 - not deployed yet
+        res = worker.exec_run(["python3", "/opt/prefect/lab/deploy.py"], environment={"PYTHONPATH": "/opt/prefect/flows"})
+        if res.exit_code != 0:
+            raise LabError(f"deployment failed: {res.output.decode(errors='replace').strip()[-400:]}")
+        print("deployed iceberg-offload-main/iceberg-offload-15min (schedule paused)")
+    stack.wait_for("worker polling pool iceberg-offload", prefect.worker_online, timeout=60)
+    stack.wait_for("offload metrics", lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_metrics}/metrics"))
+    print(f"lab up in {time.monotonic() - started:.1f} s")
+    return 0
+
+
+def _check_ports(dc, cfg, specs) -> None:
+    import socket
+    running = {c.name for c in dc.containers.list(filters={"label": "io.k2-lab.managed=true"})}
+    for spec in specs.values():
+        if spec["name"] in running:
+            continue
+        for port in spec.get("ports", {}).values():
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    raise LabError(f"port 127.0.0.1:{port} needed by {spec['name']} is in use; free it or set the "
+                                   "matching K2_LAB_PORT_* variable")
+
+
+def down(cfg: LabConfig, args) -> int:
+    dc = stack.client()
+    for ctr in stack.lab_containers(dc):
+        ctr.remove(force=True)
+        print(f"removed container {ctr.name}")
+    for net in dc.networks.list(filters={"label": "io.k2-lab.managed=true"}):
+        net.remove()
+        print(f"removed network {net.name}")
+    for vol in dc.volumes.list(filters={"label": "io.k2-lab.managed=true"}):
+        vol.remove(force=True)
+        print(f"removed volume {vol.name}")
+    if args.images:
+        for img in dc.images.list(filters={"label": "io.k2-lab.managed=true"}):
+            dc.images.remove(img.id, force=True)
+        print("removed lab images")
+    if cfg.state_dir.exists():
+        shutil.rmtree(cfg.state_dir)
+    return 0
+
+
+def status(cfg: LabConfig, args) -> int:
+    dc = stack.client()
+    containers = {c.name: c for c in stack.lab_containers(dc)}
+    if not containers:
+        raise LabError("the lab is not up: run `make lab-up`")
+    healthy = True
+    for spec in stack.service_specs(cfg):
+        ctr = containers.get(spec["name"])
+        state = ctr.status if ctr else "absent"
+        detail = ""
+        if ctr and state == "exited":
+            st = ctr.attrs["State"]
+            detail = f"exit {st['ExitCode']}{' OOMKilled' if st.get('OOMKilled') else ''}"
+        healthy &= state == "running"
+        print(f"{spec['name']:<20} {state:<9} {detail}")
+    probes = {
+        "clickhouse /ping": lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_clickhouse}/ping"),
+        "prefect /api/health": lambda: lab_clients.Prefect(cfg).healthy(),
+        "offload metrics :8000": lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_metrics}/metrics"),
+        "prometheus ready": lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_prometheus}/-/ready"),
+    }
+    for name, probe in probes.items():
+        try:
+            ok = bool(probe())
+        except Exception:  # noqa: BLE001 - a failed probe is reported, not raised
+            ok = False
+        healthy &= ok
+        print(f"{name:<24} {'ok' if ok else 'FAIL'}")
+    active = json.loads((cfg.state_dir / "faults.json").read_text()) if (cfg.state_dir / "faults.json").exists() else {}
+    print(f"active faults: {', '.join(active) or 'none'}")
+    return 0 if healthy else 1
+
+
+def fault(cfg: LabConfig, args) -> int:
+    if args.name not in faults.FAULTS:
+        raise LabError(f"unknown fault {args.name!r}; choose one of: {', '.join(faults.FAULTS)}")
+    if args.table not in {t["source_table"] for t in TABLE_CONFIG}:
+        raise LabError(f"unknown table {args.table!r}")
+    f = faults.inject(stack.client(), cfg, args.name, args.table)
+    print(f"injected {f.name} (runbook scenario {f.scenario}) on {args.table}: {f.summary}")
+    return 0
+
+
+def reset_table(cfg: LabConfig, table: str) -> None:
+    """Lab-only repair after a data fault: drop the cold copy and restart the watermark at the epoch, so the
+    next cycle re-offloads the whole hot tier (possible because the lab's hot data is well inside TTL)."""
+    cfg_t = by_source(table)
+    shutil.rmtree(offload_truth.cold_table_dir(cfg.warehouse_dir, cfg_t["target_table"]), ignore_errors=True)
+    import sqlite3
+    catalog = cfg.warehouse_dir / "catalog.db"
+    if catalog.exists():
+        with sqlite3.connect(catalog) as db:
+            namespace, name = cfg_t["target_table"].split(".")
+            db.execute("DELETE FROM iceberg_tables WHERE table_namespace = ? AND table_name = ?", (namespace, name))
+    with lab_clients.pg(cfg) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM information_schema.columns WHERE table_name = 'offload_watermarks' "
+                    "AND column_name = 'last_offload_timestamp'")
+        if cur.fetchone():
+            cur.execute("DELETE FROM offload_watermarks WHERE table_name = %s", (table,))
+            cur.execute("INSERT INTO offload_watermarks (table_name, last_offload_timestamp, last_offload_max_sequence,"
+                        " status) VALUES (%s, '1970-01-01 00:00:00+00', 0, 'initialized')", (table,))
+        else:
+            cur.execute("DELETE FROM offload_watermarks WHERE table_name = %s", (table,))
+            cur.execute("INSERT INTO offload_watermarks (table_name, max_timestamp, sequence_number) "
+                        "VALUES (%s, '1970-01-01 00:00:00+00', 0)", (table,))
+
+
+def clear(cfg: LabConfig, args) -> int:
+    actions = faults.clear(stack.client(), cfg, lambda t: reset_table(cfg, t))
+    stack.wait_for("worker polling pool iceberg-offload", lab_clients.Prefect(cfg).worker_online, timeout=60)
+    print("\n".join(actions) if actions else "nothing to clear")
+    return 0
+
+
+def cycle(cfg: LabConfig, args) -> int:
+    prefect = lab_clients.Prefect(cfg)
+    tables = args.tables.split(",") if args.tables else None
+    run_id = prefect.trigger(tables)
+    run = prefect.wait(run_id, args.timeout)
+    print(json.dumps({"flow_run_id": run_id, "state": run["state_type"], "name": run["name"]}))
+    return 0 if run["state_type"] == "COMPLETED" else 1
+
+
+def watermark_of(cfg: LabConfig, table: str):
+    with lab_clients.pg(cfg) as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM information_schema.columns WHERE table_name = 'offload_watermarks' "
+                    "AND column_name = 'last_offload_timestamp'")
+        col = "last_offload_timestamp" if cur.fetchone() else "max_timestamp"
+        cur.execute(f"SELECT max({col}) FROM offload_watermarks WHERE table_name = %s", (table,))  # noqa: S608
+        return cur.fetchone()[0]
+
+
+def truth(cfg: LabConfig, table: str) -> dict:
+    t = by_source(table)
+    upper = watermark_of(cfg, table)
+    ch = lab_clients.clickhouse(cfg)
+    columns = t["columns"].split(",") if t["columns"] != "*" else None
+    if upper is None or upper.year == 1970:
+        return {"table": table, "watermark": None, "hot_rows": 0, "cold_rows": 0, "missing": 0, "duplicated": 0}
+    lower = ch.command(f"SELECT min({t['timestamp_col']}) FROM {table}")  # noqa: S608 - identifiers from config
+    cols_sql = t["columns"]
+    hot = ch.query_arrow(f"SELECT {cols_sql} FROM {table} WHERE {t['timestamp_col']} >= %(lo)s AND "  # noqa: S608
+                         f"{t['timestamp_col']} <= %(hi)s", parameters={
+                             "lo": lower, "hi": upper.astimezone(timezone.utc).replace(tzinfo=None)})
+    columns = columns or hot.column_names
+    lower_utc = lower.replace(tzinfo=timezone.utc) if isinstance(lower, datetime) and lower.tzinfo is None else lower
+    cold = offload_truth.read_cold(cfg.warehouse_dir, t["target_table"], columns, t["timestamp_col"],
+                                   lower_utc, upper)
+    result = offload_truth.compare(hot, cold, columns)
+    return {"table": table, "watermark": upper.isoformat(), **result}
+
+
+def verify_data(cfg: LabConfig, args) -> int:
+    tables = args.tables.split(",") if args.tables else [t["source_table"] for t in _tables(cfg)]
+    results = [truth(cfg, t) for t in tables]
+    if args.json:
+        print(json.dumps(results))
+    else:
+        for r in results:
+            print(f"{r['table']:<24} hot={r['hot_rows']:<8} cold={r['cold_rows']:<8} missing={r['missing']:<6} "
+                  f"duplicated={r['duplicated']}")
+    return 0 if all(r["missing"] == 0 and r["duplicated"] == 0 for r in results) else 1
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="labctl", description=__doc__)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("up")
+    p = sub.add_parser("down")
+    p.add_argument("--images", action="store_true", help="also remove the lab's images")
+    sub.add_parser("status")
+    p = sub.add_parser("fault")
+    p.add_argument("name")
+    p.add_argument("--table", default=faults.DEFAULT_TABLE)
+    sub.add_parser("clear")
+    p = sub.add_parser("cycle")
+    p.add_argument("--tables", help="comma-separated source tables (default: all enabled)")
+    p.add_argument("--timeout", type=float, default=300)
+    p = sub.add_parser("verify-data")
+    p.add_argument("--tables")
+    p.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    cfg = LabConfig()
+    handlers = {"up": up, "down": down, "status": status, "fault": fault, "clear": clear, "cycle": cycle,
+                "verify-data": verify_data}
+    try:
+        return handlers[args.cmd](cfg, args)
+    except LabError as exc:
+        print(f"lab {args.cmd}: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - one line for the operator, never a traceback
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"lab {args.cmd}: {exc.__class__.__name__}: {first} (is the lab up? `make lab-status`)", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

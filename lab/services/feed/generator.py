@@ -1,0 +1,131 @@
+"""Market-data feed of the lab: writes trades into ClickHouse continuously, stamped with the current time.
+
+Stands in for K2's feed handlers + Kafka consumers. Bronze tables get one row per trade; silver gets
+a normalised copy (gold candles follow by ClickHouse materialized views).
+
+  generator.py run               backfill the last K2_LAB_BACKFILL_MINUTES if empty, then write forever
+  generator.py spike --table T   insert FACTOR x the normal hourly volume of T spread over the last hour
+"""
+from __future__ import annotations
+
+import argparse
+import itertools
+import os
+import random
+import signal
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import clickhouse_connect
+
+EXCHANGES = {"binance": ("BTCUSDT", "ETHUSDT"), "kraken": ("XBT/USD", "ETH/USD"),
+             "coinbase": ("BTC-USD", "ETH-USD")}
+KRAKEN_CHANNEL_ID = 337  # K2 stores Kraken's channel_id as sequence_number: constant per channel.
+_seq = itertools.count(int(time.time() * 1000) * 1000)
+_offset = itertools.count(int(time.time() * 1000))
+
+
+def client():
+    return clickhouse_connect.get_client(
+        host=os.environ.get("CLICKHOUSE_HOST", "clickhouse"), port=int(os.environ.get("CLICKHOUSE_PORT", "8123")),
+        username="default", password=os.environ.get("CLICKHOUSE_PASSWORD", ""), database="k2",
+        connect_timeout=3, send_receive_timeout=30)
+
+
+def _trade_rows(exchange: str, stamps: list[datetime]):
+    bronze, silver = [], []
+    for ts in stamps:
+        symbol = random.choice(EXCHANGES[exchange])
+        price = Decimal(random.randint(2_000_000, 9_000_000)) / 100
+        qty = Decimal(random.randint(1, 500_000)) / 100_000_000 * 1000
+        seq = KRAKEN_CHANNEL_ID if exchange == "kraken" else next(_seq)
+        ingested = ts + timedelta(milliseconds=random.randint(1, 40))
+        bronze.append([ts, seq, symbol, price, qty, (price * qty).quantize(Decimal("1e-8")), ts, next(_offset),
+                       random.randint(0, 2), ingested.replace(microsecond=0)])
+        canonical = symbol.replace("/", "").replace("-", "").replace("XBT", "BTC").replace("USDT", "USD")
+        silver.append([f"{exchange}-{seq}-{next(_offset)}", str(next(_offset)), exchange, symbol, canonical,
+                       "crypto", "USD", price, qty, (price * qty).quantize(Decimal("1e-8")),
+                       random.choice(("buy", "sell")), ts, ingested, ingested,
+                       None if exchange == "kraken" else seq, None, True, [], {}, []])
+    return bronze, silver
+
+
+BRONZE_COLS = ["exchange_timestamp", "sequence_number", "symbol", "price", "quantity", "quote_volume",
+               "event_time", "kafka_offset", "kafka_partition", "ingestion_timestamp"]
+SILVER_COLS = ["message_id", "trade_id", "exchange", "symbol", "canonical_symbol", "asset_class", "currency",
+               "price", "quantity", "quote_volume", "side", "timestamp", "ingestion_timestamp", "processed_at",
+               "source_sequence", "platform_sequence", "is_valid", "trade_conditions", "vendor_data",
+               "validation_errors"]
+
+
+def write(ch, exchange: str, stamps: list[datetime]) -> None:
+    bronze, silver = _trade_rows(exchange, stamps)
+    for start in range(0, len(bronze), 50_000):
+        ch.insert(f"bronze_trades_{exchange}", bronze[start:start + 50_000], column_names=BRONZE_COLS)
+        ch.insert("silver_trades", silver[start:start + 50_000], column_names=SILVER_COLS)
+
+
+def spread(count: int, start: datetime, end: datetime) -> list[datetime]:
+    span = (end - start).total_seconds()
+    return sorted(start + timedelta(seconds=random.random() * span) for _ in range(count))
+
+
+def run(rate: int, backfill_minutes: int) -> None:
+    ch = client()
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    for exchange in EXCHANGES:
+        if ch.command(f"SELECT count() FROM bronze_trades_{exchange}") == 0 and backfill_minutes > 0:
+            write(ch, exchange, spread(rate * 60 * backfill_minutes, now - timedelta(minutes=backfill_minutes), now))
+    print(f"feed: backfilled {backfill_minutes} min, writing {rate} rows/s per exchange", flush=True)
+    last = time.monotonic()
+    while True:
+        time.sleep(1)
+        elapsed, last = time.monotonic() - last, time.monotonic()
+        now = datetime.now(timezone.utc).replace(tzinfo=None)
+        try:
+            for exchange in EXCHANGES:
+                write(ch, exchange, spread(max(1, round(rate * elapsed)), now - timedelta(seconds=elapsed), now))
+        except Exception as exc:  # ClickHouse down is a lab fault: keep trying, like a real feed handler.
+            print(f"feed: insert failed, retrying: {exc}".splitlines()[0], flush=True)
+            time.sleep(2)
+            ch = _reconnect()
+
+
+def _reconnect():
+    while True:
+        try:
+            return client()
+        except Exception:  # noqa: BLE001 - wait for ClickHouse to come back
+            time.sleep(2)
+
+
+def spike(table: str, factor: int, rate: int) -> int:
+    exchange = table.removeprefix("bronze_trades_")
+    if exchange not in EXCHANGES:
+        raise SystemExit(f"spike: only bronze tables can spike, not {table!r}")
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    count = rate * 3600 * (factor - 1)
+    write(client(), exchange, spread(count, now - timedelta(hours=1), now - timedelta(minutes=6)))
+    return count
+
+
+def main() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("run")
+    sp = sub.add_parser("spike")
+    sp.add_argument("--table", required=True)
+    sp.add_argument("--factor", type=int, default=10)
+    args = parser.parse_args()
+    rate = int(os.environ.get("K2_LAB_FEED_ROWS_PER_SECOND", "20"))
+    if args.cmd == "run":
+        run(rate, int(os.environ.get("K2_LAB_BACKFILL_MINUTES", "60")))
+    else:
+        print(spike(args.table, args.factor, rate))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""The K2 twin's containers: images built locally (no registry), one user network, lab-labelled objects."""
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import docker
+from docker.errors import NotFound
+
+from config import LAB_LABEL, PROJECT_ROOT, LabConfig
+
+LAB = PROJECT_ROOT / "lab"
+SERVICES = LAB / "services"
+BASE_IMAGE = "k2-lab/base:1"
+LABELS = {LAB_LABEL: "true"}
+# Skeleton image: host programs run from a read-only /usr, so the image holds only dirs and /etc.
+SKELETON_DIRS = ("tmp", "var/tmp", "var/run", "run", "root", "home", "opt", "proc", "sys", "dev", "srv", "mnt")
+ETC_EXCLUDE = {"shadow", "gshadow", "ssh", "docker", "hosts", "resolv.conf", "hostname"}
+
+
+class LabError(Exception):
+    """A lab command failed for a reason the operator can act on."""
+
+
+def client() -> docker.DockerClient:
+    try:
+        dc = docker.from_env(timeout=120)
+        dc.ping()
+        return dc
+    except Exception as exc:  # noqa: BLE001 - any failure here means "no engine"
+        raise LabError(f"Docker engine not reachable ({exc.__class__.__name__}); run scripts/dockerd.sh "
+                       "or `make lab-up`") from exc
+
+
+def _skeleton_tar() -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for d in SKELETON_DIRS:
+            info = tarfile.TarInfo(d)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if d.endswith("tmp") else 0o755
+            tar.addfile(info)
+        for link in ("bin", "lib", "lib64", "sbin"):
+            info = tarfile.TarInfo(link)
+            info.type, info.linkname = tarfile.SYMTYPE, f"usr/{link}"
+            tar.addfile(info)
+        for entry in sorted(Path("/etc").iterdir()):
+            if entry.name in ETC_EXCLUDE:
+                continue
+            try:
+                tar.add(str(entry), arcname=f"etc/{entry.name}")
+            except OSError:
+                continue
+        for name, text in (("etc/hostname", "k2-lab\n"), ("etc/hosts", "127.0.0.1 localhost\n")):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def build_images(dc) -> list[str]:
+    """Build the base and per-service images unless present. Returns the tags built now."""
+    built = []
+    try:
+        dc.images.get(BASE_IMAGE)
+    except NotFound:
+        subprocess.run(["docker", "import", "-c", 'ENTRYPOINT ["/usr/bin/tini-static", "--"]',
+                        "-c", 'CMD ["sleep", "infinity"]', "-c", f"LABEL {LAB_LABEL}=true", "-", BASE_IMAGE],
+                       input=_skeleton_tar(), check=True, capture_output=True)
+        built.append(BASE_IMAGE)
+    for svc_dir in sorted((LAB / "images").iterdir()):
+        tag = f"k2-lab/{svc_dir.name}:1"
+        try:
+            dc.images.get(tag)
+        except NotFound:
+            dc.images.build(path=str(svc_dir), tag=tag, pull=False, rm=True, labels=LABELS)
+            built.append(tag)
+    return built
+
+
+def _java_home() -> str:
+    java = shutil.which("java")
+    if not java:
+        raise LabError("java not found on the host: install openjdk-17-jre-headless (Spark needs it)")
+    return str(Path(java).resolve().parent.parent)
+
+
+def service_specs(cfg: LabConfig) -> list[dict]:
+    """Container specs, in start order. Host programs and the project venv are mounted read-only."""
+    db_env = {"PREFECT_DB_HOST": "prefect-db", "PREFECT_DB_PORT": "5432", "PREFECT_DB_NAME": cfg.db_name,
+              "PREFECT_DB_USER": cfg.db_user, "PREFECT_DB_PASSWORD": cfg.db_password}
+    offload_env = {"K2_OFFLOAD_LAYERS": ",".join(cfg.layers), "CLICKHOUSE_PASSWORD": cfg.clickhouse_password}
+    ch_limit = 1536 * 1024 * 1024
+    return [
+        dict(name="k2-prefect-db", image="k2-lab/postgres:1", aliases=["prefect-db"], mem="512m",
+             ports={5432: cfg.port_postgres},
+             volumes={"k2-lab-pgdata": "/var/lib/postgresql/data"},
+             binds={str(SERVICES / "postgres/entrypoint.sh"): "/docker-entrypoint.sh",
+                    str(SERVICES / "postgres"): "/docker-entrypoint-initdb.d"},
+             env={"POSTGRES_USER": cfg.db_user, "POSTGRES_PASSWORD": cfg.db_password, "POSTGRES_DB": cfg.db_name,
+                  "WATERMARK_LAYOUT": cfg.watermark_layout}),
+        dict(name="k2-clickhouse", image="k2-lab/clickhouse:1", aliases=["clickhouse"], mem=ch_limit,
+             ports={8123: cfg.port_clickhouse}, volumes={"k2-lab-chdata": "/var/lib/clickhouse"},
+             env={"CLICKHOUSE_PASSWORD": cfg.clickhouse_password, "CLICKHOUSE_DATA_DIR": "/var/lib/clickhouse",
+                  "LAB_MEMORY_LIMIT_BYTES": str(ch_limit)}),
+        dict(name="k2-prefect-server", image="k2-lab/prefect:1", aliases=["prefect-server"], mem="1g",
+             ports={4200: cfg.port_prefect},
+             env={"PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://{cfg.db_user}:{cfg.db_password}"
+                                                        f"@prefect-db:5432/{cfg.db_name}",
+                  "PREFECT_UI_API_URL": f"http://127.0.0.1:{cfg.port_prefect}/api"}),
+        dict(name="k2-spark-iceberg", image="k2-lab/spark-iceberg:1", aliases=["spark-iceberg"], mem="2g",
+             cap_drop=["DAC_OVERRIDE", "DAC_READ_SEARCH"],  # so that warehouse permissions bite, as for K2's user
+             binds={str(SERVICES / "offload"): "/home/iceberg/offload",
+                    str(cfg.faults_dir): "/run/lab-faults"},
+             rw_binds={str(cfg.warehouse_dir): "/home/iceberg/warehouse"},
+             env={**db_env, **offload_env, "JAVA_HOME": _java_home(), "LAB_FAULT_DIR": "/run/lab-faults"}),
+        dict(name="k2-prefect-worker", image="k2-lab/prefect:1", aliases=["prefect-worker"], mem="768m",
+             ports={8000: cfg.port_metrics},
+             binds={str(SERVICES / "flows"): "/opt/prefect/flows", str(SERVICES / "prefect"): "/opt/prefect/lab"},
+             rw_binds={"/var/run/docker.sock": "/var/run/docker.sock"},
+             command=["python3", "/opt/prefect/lab/worker_supervisor.py"],
+             env={**db_env, **offload_env, "PREFECT_API_URL": "http://prefect-server:4200/api",
+                  "PREFECT_WORKER_QUERY_SECONDS": "1", "PYTHONPATH": "/opt/prefect/flows",
+                  "PROMETHEUS_MULTIPROC_DIR": "/tmp/offload-metrics",
+                  "K2_OFFLOAD_TASK_TIMEOUT_SECONDS": str(cfg.task_timeout_seconds),
+                  "K2_OFFLOAD_TASK_RETRY_DELAY_SECONDS": str(cfg.task_retry_delay_seconds),
+                  "K2_OFFLOAD_SUBFLOW_RETRIES": str(cfg.subflow_retries)}),
+        dict(name="k2-feed", image="k2-lab/feed:1", aliases=["feed"], mem="384m",
+             env={"CLICKHOUSE_PASSWORD": cfg.clickhouse_password,
+                  "K2_LAB_FEED_ROWS_PER_SECOND": str(cfg.feed_rows_per_second),
+                  "K2_LAB_BACKFILL_MINUTES": str(cfg.backfill_minutes)}),
+        dict(name="k2-prometheus", image="k2-lab/prometheus:1", aliases=["prometheus"], mem="256m",
+             ports={9090: cfg.port_prometheus}, binds={str(cfg.state_dir / "prometheus"): "/etc/prometheus"}),
+        dict(name="k2-alertmanager", image="k2-lab/prometheus:1", aliases=["alertmanager"], mem="128m",
+             ports={9093: cfg.port_alertmanager},
+             binds={str(cfg.state_dir / "prometheus"): "/etc/prometheus"},
+             command=["/usr/bin/prometheus-alertmanager", "--config.file=/etc/prometheus/alertmanager.yml",
+                      "--storage.path=/tmp/alertmanager", "--web.listen-address=0.0.0.0:9093",
+                      "--cluster.listen-address="]),
+    ]
+
+
+def render_prometheus(cfg: LabConfig) -> None:
+    out = cfg.state_dir / "prometheus"
+    (out / "rules").mkdir(parents=True, exist_ok=True)
+    src = SERVICES / "prometheus"
+    values = {"scrape": cfg.scrape_interval, "alert_for": cfg.alert_for}
+    (out / "prometheus.yml").write_text((src / "prometheus.yml.tmpl").read_text().format(**values))
+    (out / "rules/iceberg-offload-alerts.yml").write_text(
+        (src / "iceberg-offload-alerts.yml.tmpl").read_text().format(**values))
+    shutil.copy(src / "alertmanager.yml", out / "alertmanager.yml")
+
+
+def ensure_network(dc, cfg: LabConfig):
+    try:
+        return dc.networks.get(cfg.network)
+    except NotFound:
+        return dc.networks.create(cfg.network, driver="bridge", labels=LABELS)
+
+
+def ensure_container(dc, cfg: LabConfig, spec: dict) -> str:
+    """Create and start, or start, or leave running. Returns what was done."""
+    try:
+        ctr = dc.containers.get(spec["name"])
+    except NotFound:
+        ctr = None
+    if ctr is not None:
+        if ctr.status == "running":
+            return "running"
+        ctr.start()
+        return "started"
+    volumes = {h: {"bind": c, "mode": "ro"} for h, c in spec.get("binds", {}).items()}
+    volumes.update({h: {"bind": c, "mode": "rw"} for h, c in spec.get("rw_binds", {}).items()})
+    volumes.update({v: {"bind": c, "mode": "rw"} for v, c in spec.get("volumes", {}).items()})
+    for vol in spec.get("volumes", {}):
+        try:
+            dc.volumes.get(vol)
+        except NotFound:
+            dc.volumes.create(vol, labels=LABELS)
+    common = service_common(cfg)
+    volumes.update({h: {"bind": c, "mode": "ro"} for h, c in common["mounts"].items()})
+    ctr = dc.containers.create(
+        spec["image"], name=spec["name"], command=spec.get("command"), labels={**LABELS, "io.k2-lab.service": spec["name"]},
+        environment={**common["env"], **spec.get("env", {})}, volumes=volumes, mem_limit=spec["mem"],
+        ports={f"{c}/tcp": ("127.0.0.1", h) for c, h in spec.get("ports", {}).items()},
+        cap_drop=spec.get("cap_drop"), hostname=spec["aliases"][0], detach=True)
+    dc.networks.get(cfg.network).connect(ctr, aliases=spec["aliases"])
+    ctr.start()
+    return "created"
+
+
+def service_common(cfg: LabConfig) -> dict:
+    venv, base = str(cfg.venv), str(cfg.python_base_prefix)
+    mounts = {"/usr": "/usr", venv: venv, str(LAB): "/lab"}
+    if not base.startswith("/usr"):
+        mounts[base] = base
+    env = {"PATH": f"{venv}/bin:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin", "TZ": "UTC", "LANG": "C.UTF-8",
+           "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    return {"mounts": mounts, "env": env}
+
+
+def wait_for(what: str, probe, timeout: float = 90.0, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            result = probe()
+            if result:
+                return result
+        except Exception as exc:  # noqa: BLE001 - keep polling until the deadline
+            last = exc
+        time.sleep(interval)
+    raise LabError(f"{what} not ready after {timeout:.0f} s ({last or 'no answer'}); see `docker logs`")
+
+
+def lab_containers(dc):
+    return dc.containers.list(all=True, filters={"label": f"{LAB_LABEL}=true"})

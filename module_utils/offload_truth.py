@@ -1,0 +1,88 @@
+# -*- coding: utf-8 -*-
+# Truth check of the offload: rows in the hot tier (ClickHouse) vs rows in the cold tier (Iceberg).
+# Plain Python (pyarrow + pyiceberg), shared by the lab's `verify-data` and the product's modules.
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+NULL_TOKEN = "\\N"
+
+
+def current_metadata(table_dir: str | Path) -> Path | None:
+    """The table's current metadata file: K2's Hadoop layout (version-hint.text -> vN.metadata.json),
+    else the newest *.metadata.json (pyiceberg's SqlCatalog naming). None when the table does not exist."""
+    meta = Path(table_dir) / "metadata"
+    hint = meta / "version-hint.text"
+    if hint.is_file():
+        candidate = meta / f"v{hint.read_text().strip()}.metadata.json"
+        if candidate.is_file():
+            return candidate
+    files = sorted(meta.glob("*.metadata.json"), key=lambda p: p.stat().st_mtime)
+    return files[-1] if files else None
+
+
+def cold_table_dir(warehouse: str | Path, target_table: str) -> Path:
+    namespace, name = target_table.split(".", 1)
+    return Path(warehouse) / namespace / name
+
+
+def snapshot_summary(metadata_file: Path) -> dict:
+    """Current snapshot id, commit time and total records, read from the metadata JSON alone."""
+    meta = json.loads(metadata_file.read_text())
+    snap_id = meta.get("current-snapshot-id")
+    snap = next((s for s in meta.get("snapshots", []) if s.get("snapshot-id") == snap_id), None)
+    if snap is None:
+        return {"snapshot_id": None, "committed_at": None, "total_records": 0}
+    return {"snapshot_id": snap_id,
+            "committed_at": datetime.fromtimestamp(snap["timestamp-ms"] / 1000, tz=timezone.utc).isoformat(),
+            "total_records": int(snap.get("summary", {}).get("total-records", 0))}
+
+
+def read_cold(warehouse, target_table: str, columns: list[str], ts_col: str, lower: datetime, upper: datetime):
+    """Rows of the cold table with lower <= ts <= upper (pyarrow Table), or None if the table does not exist."""
+    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
+    from pyiceberg.table import StaticTable
+    metadata = current_metadata(cold_table_dir(warehouse, target_table))
+    if metadata is None:
+        return None
+    table = StaticTable.from_metadata(str(metadata))
+    row_filter = And(GreaterThanOrEqual(ts_col, lower.isoformat()), LessThanOrEqual(ts_col, upper.isoformat()))
+    return table.scan(row_filter=row_filter, selected_fields=tuple(columns)).to_arrow()
+
+
+def _as_keys(table, columns: list[str]):
+    """One comparable string per column: timestamps as UTC microseconds, everything else as text."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    arrays = []
+    for name in columns:
+        col = table.column(name)
+        if pa.types.is_timestamp(col.type):
+            col = pc.cast(pc.cast(col, pa.timestamp("us", tz=col.type.tz)), pa.int64())
+        elif pa.types.is_boolean(col.type):
+            col = pc.cast(col, pa.int8())
+        elif pa.types.is_decimal(col.type):
+            col = pc.cast(col, pa.decimal128(38, 8))
+        arrays.append(pc.fill_null(pc.cast(col, pa.string()), NULL_TOKEN))
+    return pa.table(arrays, names=columns)
+
+
+def compare(hot, cold, columns: list[str]) -> dict:
+    """Multiset comparison of whole rows: missing = in hot, not (often enough) in cold; duplicated = extra copies."""
+    import pyarrow.compute as pc
+    hot_counts = _as_keys(hot, columns).group_by(columns).aggregate([([], "count_all")])
+    hot_counts = hot_counts.rename_columns([*columns, "hot_n"])
+    if cold is None or cold.num_rows == 0:
+        return {"hot_rows": hot.num_rows, "cold_rows": 0, "missing": hot.num_rows, "duplicated": 0}
+    cold_counts = _as_keys(cold, columns).group_by(columns).aggregate([([], "count_all")])
+    cold_counts = cold_counts.rename_columns([*columns, "cold_n"])
+    joined = hot_counts.join(cold_counts, keys=columns, join_type="full outer")
+    hot_n = pc.fill_null(joined.column("hot_n"), 0)
+    cold_n = pc.fill_null(joined.column("cold_n"), 0)
+    diff = pc.subtract(hot_n, cold_n)
+    missing = pc.sum(pc.max_element_wise(diff, 0)).as_py() or 0
+    duplicated = pc.sum(pc.max_element_wise(pc.negate(diff), 0)).as_py() or 0
+    return {"hot_rows": hot.num_rows, "cold_rows": cold.num_rows, "missing": int(missing),
+            "duplicated": int(duplicated)}

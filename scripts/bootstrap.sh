@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Idempotent host set-up for a fresh Debian 12 machine: apt packages, dockerd, the project venv.
+# Every step checks whether it is already done, so a second run costs a few seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VENV:-.venv}
+APT_PACKAGES=(docker.io tini prometheus prometheus-alertmanager postgresql-15 jq)
+
+log() { printf 'bootstrap: %s\n' "$*"; }
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing apt packages: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  # policy-rc.d keeps Debian from auto-starting the packaged prometheus/postgresql services:
+  # the lab runs its own instances inside containers.
+  printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  rm -f /usr/sbin/policy-rc.d
+fi
+
+scripts/dockerd.sh
+
+stamp="$VENV/.requirements.sha"
+want=$(cat requirements.txt $(ls constraints.txt 2>/dev/null) | sha256sum | cut -d" " -f1)
+if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  log "creating venv $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  cons=(); [ -f constraints.txt ] && cons=(-c constraints.txt)
+  "$VENV/bin/pip" install -q -r requirements.txt "${cons[@]}"
+  echo "$want" > "$stamp"
+fi
+log "ready"
