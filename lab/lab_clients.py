@@ -18,10 +18,10 @@ def pg(cfg: LabConfig):
                             password=cfg.db_password, connect_timeout=3)
 
 
-def clickhouse(cfg: LabConfig):
+def clickhouse(cfg: LabConfig, database: str = "k2"):
     import clickhouse_connect
     return clickhouse_connect.get_client(host="127.0.0.1", port=cfg.port_clickhouse, username="default",
-                                         password=cfg.clickhouse_password, database="k2", connect_timeout=3,
+                                         password=cfg.clickhouse_password, database=database, connect_timeout=3,
                                          send_receive_timeout=120)
 
 
@@ -58,6 +58,10 @@ class Prefect:
             if run["state_type"] in FINAL_STATES or time.monotonic() > deadline:
                 return run
             time.sleep(0.5)
+
+    def delete_flow_run(self, run_id: str) -> None:
+        req = urllib.request.Request(f"{self.api}/flow_runs/{run_id}", method="DELETE")
+        urllib.request.urlopen(req, timeout=10).read()  # noqa: S310 - 127.0.0.1 only
 
     def worker_online(self, pool: str = "iceberg-offload") -> bool:
         workers = http_json(f"{self.api}/work_pools/{pool}/workers/filter", {})

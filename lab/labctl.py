@@ -9,7 +9,7 @@ import json
 import shutil
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -51,7 +51,7 @@ def up(cfg: LabConfig, args) -> int:
     stack.wait_for("k2-prefect-db", lambda: dc.containers.get("k2-prefect-db").exec_run(
         ["/usr/lib/postgresql/15/bin/pg_isready", "-q", "-h", "127.0.0.1", "-U", "postgres"]).exit_code == 0)
     stack.wait_for("k2-clickhouse", lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_clickhouse}/ping"))
-    ch = lab_clients.clickhouse(cfg)
+    ch = lab_clients.clickhouse(cfg, database="default")
     for statement in DDL.read_text().split(";"):
         if "CREATE" in statement:
             ch.command(statement)
@@ -205,13 +205,13 @@ def truth(cfg: LabConfig, table: str) -> dict:
     columns = t["columns"].split(",") if t["columns"] != "*" else None
     if upper is None or upper.year == 1970:
         return {"table": table, "watermark": None, "hot_rows": 0, "cold_rows": 0, "missing": 0, "duplicated": 0}
-    lower = ch.command(f"SELECT min({t['timestamp_col']}) FROM {table}")  # noqa: S608 - identifiers from config
-    cols_sql = t["columns"]
-    hot = ch.query_arrow(f"SELECT {cols_sql} FROM {table} WHERE {t['timestamp_col']} >= %(lo)s AND "  # noqa: S608
+    lower = ch.query(f"SELECT min({t['timestamp_col']}) FROM {table}").first_row[0]  # noqa: S608 - config names
+    fmt = "%Y-%m-%d %H:%M:%S.%f"  # explicit: clickhouse-connect would drop the sub-second part of a datetime
+    hot = ch.query_arrow(f"SELECT {t['columns']} FROM {table} WHERE {t['timestamp_col']} >= %(lo)s AND "  # noqa: S608
                          f"{t['timestamp_col']} <= %(hi)s", parameters={
-                             "lo": lower, "hi": upper.astimezone(timezone.utc).replace(tzinfo=None)})
+                             "lo": lower.strftime(fmt), "hi": upper.astimezone(timezone.utc).strftime(fmt)})
     columns = columns or hot.column_names
-    lower_utc = lower.replace(tzinfo=timezone.utc) if isinstance(lower, datetime) and lower.tzinfo is None else lower
+    lower_utc = lower.replace(tzinfo=timezone.utc) if lower.tzinfo is None else lower
     cold = offload_truth.read_cold(cfg.warehouse_dir, t["target_table"], columns, t["timestamp_col"],
                                    lower_utc, upper)
     result = offload_truth.compare(hot, cold, columns)

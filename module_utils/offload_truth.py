@@ -40,16 +40,53 @@ def snapshot_summary(metadata_file: Path) -> dict:
             "total_records": int(snap.get("summary", {}).get("total-records", 0))}
 
 
-def read_cold(warehouse, target_table: str, columns: list[str], ts_col: str, lower: datetime, upper: datetime):
-    """Rows of the cold table with lower <= ts <= upper (pyarrow Table), or None if the table does not exist."""
-    from pyiceberg.expressions import And, GreaterThanOrEqual, LessThanOrEqual
+def _relocating_io(written_root: str, local_root: str):
+    """FileIO that reads files the table's metadata names under written_root (the Spark container's
+    warehouse path) from local_root (the same directory as the Docker host sees it)."""
+    from pyiceberg.io.pyarrow import PyArrowFileIO
+
+    class RelocatingFileIO(PyArrowFileIO):
+        def new_input(self, location: str):
+            return super().new_input(relocate(location, written_root, local_root))
+
+    return RelocatingFileIO()
+
+
+def relocate(location: str, written_root: str, local_root: str) -> str:
+    path = location.removeprefix("file://").removeprefix("file:")
+    written_root = written_root.rstrip("/")
+    if path == written_root or path.startswith(written_root + "/"):
+        return str(local_root).rstrip("/") + path[len(written_root):]
+    return path
+
+
+def read_cold(warehouse, target_table: str, columns: list[str], ts_col: str, lower: datetime, upper: datetime,
+              written_warehouse: str = "/home/iceberg/warehouse"):
+    """Rows of the cold table with lower <= ts <= upper (pyarrow Table), or None if the table does not exist.
+    Reads the Parquet data files of the current snapshot directly (K2 only appends: no delete files)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+    from pyiceberg.serializers import FromInputFile
     from pyiceberg.table import StaticTable
-    metadata = current_metadata(cold_table_dir(warehouse, target_table))
-    if metadata is None:
+    metadata_file = current_metadata(cold_table_dir(warehouse, target_table))
+    if metadata_file is None:
         return None
-    table = StaticTable.from_metadata(str(metadata))
-    row_filter = And(GreaterThanOrEqual(ts_col, lower.isoformat()), LessThanOrEqual(ts_col, upper.isoformat()))
-    return table.scan(row_filter=row_filter, selected_fields=tuple(columns)).to_arrow()
+    io = _relocating_io(written_warehouse, str(warehouse))
+    metadata = FromInputFile.table_metadata(io.new_input(str(metadata_file)))
+    table = StaticTable(identifier=tuple(target_table.split(".")), metadata=metadata,
+                        metadata_location=str(metadata_file), io=io, catalog=None)
+    pieces = []
+    for task in table.scan().plan_files():
+        data = pq.read_table(relocate(task.file.file_path, written_warehouse, str(warehouse)), columns=columns)
+        ts = data.column(ts_col)
+        tz = ts.type.tz
+        lo = pa.scalar(lower if tz else lower.replace(tzinfo=None), type=ts.type)
+        hi = pa.scalar(upper if tz else upper.replace(tzinfo=None), type=ts.type)
+        pieces.append(data.filter(pc.and_(pc.greater_equal(ts, lo), pc.less_equal(ts, hi))))
+    if not pieces:
+        return pa.table({c: pa.array([], pa.string()) for c in columns}).slice(0, 0)
+    return pa.concat_tables(pieces, promote_options="permissive")
 
 
 def _as_keys(table, columns: list[str]):

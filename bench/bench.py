@@ -1,0 +1,66 @@
+"""`make bench`: lab start-up time (cold and warm), resident memory per container, offload cycle time.
+
+Medians over repeated runs (this machine is shared and noisy); the run count is printed with each figure.
+"""
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "lab"))
+
+import lab_clients  # noqa: E402
+import stack  # noqa: E402
+from config import LabConfig  # noqa: E402
+
+LABCTL = [sys.executable, str(ROOT / "lab" / "labctl.py")]
+RUNS = 3
+
+
+def timed(args: list[str]) -> float:
+    started = time.monotonic()
+    subprocess.run(LABCTL + args, check=True, capture_output=True)
+    return time.monotonic() - started
+
+
+def main() -> int:
+    cfg = LabConfig()
+    print("== lab start-up")
+    subprocess.run(LABCTL + ["down", "--images"], check=True, capture_output=True)
+    print(f"cold (images built, volumes created, from nothing): {timed(['up']):6.1f} s   (1 run)")
+    warm = []
+    for _ in range(RUNS):
+        subprocess.run(LABCTL + ["down"], check=True, capture_output=True)
+        warm.append(timed(["up"]))
+    print(f"warm (images present, containers created):          {statistics.median(warm):6.1f} s   "
+          f"(median of {RUNS})")
+    print(f"already up (idempotent re-run):                     {statistics.median(timed(['up']) for _ in range(RUNS)):6.1f} s   "
+          f"(median of {RUNS})")
+
+    print("\n== offload cycle (bronze tables, Spark local mode, one JVM per table as on K2)")
+    prefect = lab_clients.Prefect(cfg)
+    durations = []
+    for _ in range(RUNS):
+        started = time.monotonic()
+        run = prefect.wait(prefect.trigger(None), 600)
+        durations.append(time.monotonic() - started)
+        if run["state_type"] != "COMPLETED":
+            print(f"cycle ended {run['state_type']}")
+            return 1
+    print(f"trigger -> COMPLETED: {statistics.median(durations):6.1f} s   (median of {RUNS})")
+
+    print("\n== resident memory per container (docker stats, after the cycles)")
+    dc = stack.client()
+    for ctr in sorted(stack.lab_containers(dc), key=lambda c: c.name):
+        mem = ctr.stats(stream=False)["memory_stats"]
+        usage = mem.get("usage", 0) - mem.get("stats", {}).get("cache", 0)
+        print(f"{ctr.name:<20} {usage / 2**20:8.0f} MiB   (limit {mem.get('limit', 0) / 2**20:.0f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""Fixtures for tests against the running lab (`make lab-up`); no mocks. One lab is shared by all tests."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+import faults
+import lab_clients
+import labctl
+import stack
+from config import LabConfig
+
+TABLE = "bronze_trades_binance"
+
+
+class Lab:
+    def __init__(self) -> None:
+        self.cfg = LabConfig()
+        self.dc = stack.client()
+        self.prefect = lab_clients.Prefect(self.cfg)
+
+    def cycle(self, tables=(TABLE,), timeout: float = 240) -> dict:
+        return self.prefect.wait(self.prefect.trigger(list(tables)), timeout)
+
+    def wm(self, table: str = TABLE) -> dict | None:
+        with lab_clients.pg(self.cfg) as conn, conn.cursor() as cur:
+            cur.execute("SELECT * FROM offload_watermarks WHERE table_name = %s", (table,))
+            row = cur.fetchone()
+            return dict(zip([d[0] for d in cur.description], row)) if row else None
+
+    def errors(self, table: str = TABLE, error_type: str = "process_error") -> float:
+        text = lab_clients.metric_text(self.cfg)
+        m = re.search(rf'^offload_errors_total\{{(?=[^}}]*table="{table}")(?=[^}}]*error_type="{error_type}")[^}}]*\}} '
+                      r"([0-9.e+]+)$", text, re.M)
+        return float(m.group(1)) if m else 0.0
+
+    def truth(self, table: str = TABLE) -> dict:
+        return labctl.truth(self.cfg, table)
+
+    def fault(self, name: str, table: str = TABLE):
+        return faults.inject(self.dc, self.cfg, name, table)
+
+    def clear(self) -> list[str]:
+        actions = faults.clear(self.dc, self.cfg, lambda t: labctl.reset_table(self.cfg, t))
+        stack.wait_for("worker online", self.prefect.worker_online, timeout=90)
+        return actions
+
+    def wait(self, what, probe, timeout=60.0):
+        return stack.wait_for(what, probe, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def lab() -> Lab:
+    the_lab = Lab()
+    if labctl.status(the_lab.cfg, None) != 0:
+        pytest.fail("the lab is not healthy: run `make lab-up` (make test does it) and `make lab-status`")
+    the_lab.clear()
+    return the_lab
+
+
+@pytest.fixture
+def clean_lab(lab):
+    """Each fault test starts and ends on a cleared lab."""
+    yield lab
+    lab.clear()
+    time.sleep(0.5)

@@ -1,0 +1,149 @@
+"""Each lab fault produces the runbook's symptom through the real pipeline, and `clear` heals the stack."""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+import faults
+import lab_clients
+from conftest import TABLE
+
+
+def _failed_run_counts_errors(lab, error_type="process_error"):
+    before = lab.errors(TABLE, error_type)
+    run = lab.cycle()
+    assert run["state_type"] == "FAILED", run["state"]
+    # Three attempts (task retries=2 as in K2) -> three errors of the table.
+    lab.wait("errors exported", lambda: lab.errors(TABLE, error_type) >= before + 3, timeout=30)
+    return run
+
+
+def _failure_count_rises(lab, message_part):
+    wm = lab.wm()
+    assert wm["status"] == "failed" and wm["failure_count"] >= 3, wm
+    assert message_part in (wm["last_error_message"] or ""), wm["last_error_message"]
+
+
+def _container_state(lab, name):
+    ctr = lab.dc.containers.get(name)
+    ctr.reload()
+    return ctr.attrs["State"]
+
+
+def check_worker_stopped(lab):
+    assert _container_state(lab, "k2-prefect-worker")["Status"] == "exited"
+    run_id = lab.prefect.trigger([TABLE])
+    time.sleep(8)
+    assert lab.prefect.flow_run(run_id)["state_type"] in ("SCHEDULED", "PENDING")  # nobody picks it up
+    lab.prefect.delete_flow_run(run_id)  # else it runs at restart, concurrently with the next test's cycle
+
+
+def check_worker_oom(lab):
+    state = _container_state(lab, "k2-prefect-worker")
+    assert state["Status"] == "exited" and state["OOMKilled"] and state["ExitCode"] == 137, state
+
+
+def check_clickhouse_stopped(lab):
+    _failed_run_counts_errors(lab)
+    _failure_count_rises(lab, "Failed to read from ClickHouse")
+    # The runbook's alert fires from the exported errors (the lab scrapes every 2 s, `for: 4s`).
+    lab.wait("IcebergOffloadConsecutiveFailures firing", lambda: any(
+        a["state"] == "firing" and a["labels"].get("table") == TABLE
+        for a in lab_clients.prometheus_alerts(lab.cfg, "IcebergOffloadConsecutiveFailures")), timeout=60)
+
+
+def check_clickhouse_crashed(lab):
+    state = _container_state(lab, "k2-clickhouse")
+    assert state["Status"] == "exited" and state["ExitCode"] != 0
+    assert "Segmentation fault" in lab.dc.containers.get("k2-clickhouse").logs(tail=50).decode()
+    _failed_run_counts_errors(lab)
+
+
+def check_clickhouse_memory(lab):
+    stats = lab.dc.containers.get("k2-clickhouse").stats(stream=False)["memory_stats"]
+    assert stats["usage"] > 0.9 * stats["limit"], stats
+    _failed_run_counts_errors(lab)
+    _failure_count_rises(lab, "MEMORY_LIMIT_EXCEEDED")
+
+
+def check_clickhouse_disconnected(lab):
+    net = lab.dc.networks.get(lab.cfg.network)
+    net.reload()
+    assert "k2-clickhouse" not in {c.name for c in net.containers}
+    _failed_run_counts_errors(lab)
+    _failure_count_rises(lab, "Failed to read from ClickHouse")
+
+
+def check_spark_stopped(lab):
+    _failed_run_counts_errors(lab)
+
+
+def check_job_oom(lab):
+    _failed_run_counts_errors(lab)
+    assert lab.wm()["status"] == "running"  # killed before it could record anything, as on K2
+
+
+def check_jdbc_missing(lab):
+    _failed_run_counts_errors(lab)
+    _failure_count_rises(lab, "JDBC driver not found")
+
+
+def check_warehouse_permissions(lab):
+    _failed_run_counts_errors(lab)
+    _failure_count_rises(lab, "Failed to write to Iceberg")
+
+
+def check_watermark_stuck_running(lab):
+    wm = lab.wm()
+    assert wm["status"] == "running" and (time.time() - wm["updated_at"].timestamp()) > 30 * 60
+
+
+def check_watermark_missing(lab):
+    assert lab.wm() is None
+    _failed_run_counts_errors(lab)
+
+
+def check_watermark_ahead(lab):
+    assert lab.cycle()["state_type"] == "COMPLETED"  # the pipeline sees nothing wrong...
+    assert lab.truth()["missing"] > 0  # ...but rows between the cold tier and the watermark are skipped
+
+
+def check_watermark_behind(lab):
+    assert lab.cycle()["state_type"] == "COMPLETED"
+    assert lab.truth()["duplicated"] > 0
+
+
+def check_timeout(lab):
+    _failed_run_counts_errors(lab, "timeout")
+    assert faults.orphan_offload_pids(lab.dc), "a timed-out job keeps running inside the Spark container"
+
+
+CHECKS = {
+    "worker-stopped": check_worker_stopped, "worker-oom": check_worker_oom,
+    "clickhouse-stopped": check_clickhouse_stopped, "clickhouse-crashed": check_clickhouse_crashed,
+    "clickhouse-memory": check_clickhouse_memory, "clickhouse-disconnected": check_clickhouse_disconnected,
+    "spark-stopped": check_spark_stopped, "job-oom": check_job_oom, "jdbc-missing": check_jdbc_missing,
+    "warehouse-permissions": check_warehouse_permissions,
+    "watermark-stuck-running": check_watermark_stuck_running, "watermark-missing": check_watermark_missing,
+    "watermark-ahead": check_watermark_ahead, "watermark-behind": check_watermark_behind,
+    "volume-spike": check_timeout, "job-slow": check_timeout,
+}
+
+
+def test_every_fault_has_a_check():
+    assert set(CHECKS) | {"watermark-history-bloat"} == set(faults.FAULTS)
+
+
+@pytest.mark.parametrize("name", list(CHECKS))
+def test_fault_produces_symptom_and_clear_heals(clean_lab, name):
+    lab = clean_lab
+    assert lab.cycle()["state_type"] == "COMPLETED"  # healthy before
+    lab.fault(name)
+    CHECKS[name](lab)
+    lab.clear()
+    run = lab.cycle()
+    assert run["state_type"] == "COMPLETED", f"after clear: {run['state']}"
+    assert lab.wm()["failure_count"] == 0
+    truth = lab.truth()
+    assert truth["missing"] == 0 and truth["duplicated"] == 0, truth

@@ -1,0 +1,99 @@
+"""Pure logic of the truth check (multiset row comparison, metadata discovery)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+import offload_truth
+
+COLS = ["ts", "seq", "price", "note"]
+
+
+def _table(rows, tz=None, unit="ms"):
+    return pa.table({"ts": pa.array([r[0] for r in rows], pa.timestamp(unit, tz=tz)),
+                     "seq": pa.array([r[1] for r in rows], pa.uint64() if tz is None else pa.int64()),
+                     "price": pa.array([r[2] for r in rows], pa.decimal128(18, 8)),
+                     "note": pa.array([r[3] for r in rows], pa.string())})
+
+
+ROWS = [(datetime(2026, 1, 1, 0, 0, i), i, Decimal("1.5"), None if i % 2 else "x") for i in range(6)]
+
+
+def test_identical_rows_across_types_are_clean():
+    hot = _table(ROWS)
+    cold = _table([(r[0].replace(tzinfo=timezone.utc), *r[1:]) for r in ROWS], tz="UTC", unit="us")
+    assert offload_truth.compare(hot, cold, COLS) == {"hot_rows": 6, "cold_rows": 6, "missing": 0, "duplicated": 0}
+
+
+def test_missing_and_duplicated_rows_are_counted():
+    hot = _table(ROWS)
+    cold = _table(ROWS[:4] + ROWS[:2])  # two rows never arrived, two arrived twice
+    result = offload_truth.compare(hot, cold, COLS)
+    assert (result["missing"], result["duplicated"]) == (2, 2)
+
+
+def test_identical_rows_in_hot_are_a_multiset():
+    hot = _table([ROWS[0], ROWS[0]])
+    assert offload_truth.compare(hot, _table([ROWS[0]]), COLS)["missing"] == 1
+    assert offload_truth.compare(hot, _table([ROWS[0]] * 3), COLS)["duplicated"] == 1
+
+
+def test_empty_or_absent_cold_table_means_everything_missing():
+    hot = _table(ROWS)
+    assert offload_truth.compare(hot, None, COLS)["missing"] == 6
+    assert offload_truth.compare(hot, _table([]), COLS)["missing"] == 6
+
+
+def test_null_and_text_that_looks_like_null_differ_only_by_token():
+    hot = _table([(ROWS[0][0], 1, Decimal("1"), None)])
+    cold = _table([(ROWS[0][0], 1, Decimal("1"), "x")])
+    assert offload_truth.compare(hot, cold, COLS)["missing"] == 1
+
+
+def _meta(path, snapshot_id=7, records=42):
+    path.write_text(json.dumps({"current-snapshot-id": snapshot_id, "snapshots": [
+        {"snapshot-id": snapshot_id, "timestamp-ms": 1767225600000, "summary": {"total-records": str(records)}}]}))
+
+
+def test_current_metadata_prefers_version_hint(tmp_path):
+    meta = tmp_path / "metadata"
+    meta.mkdir()
+    _meta(meta / "v1.metadata.json")
+    _meta(meta / "v2.metadata.json")
+    _meta(meta / "00009-abc.metadata.json")
+    (meta / "version-hint.text").write_text("2\n")
+    assert offload_truth.current_metadata(tmp_path).name == "v2.metadata.json"
+
+
+def test_current_metadata_falls_back_to_newest_file(tmp_path):
+    meta = tmp_path / "metadata"
+    meta.mkdir()
+    _meta(meta / "00001-a.metadata.json")
+    newest = meta / "00002-b.metadata.json"
+    _meta(newest)
+    (meta / "version-hint.text").write_text("9")  # names a file that does not exist
+    assert offload_truth.current_metadata(tmp_path) == newest
+
+
+def test_absent_table_has_no_metadata(tmp_path):
+    assert offload_truth.current_metadata(tmp_path / "nope") is None
+
+
+def test_snapshot_summary_reads_counts(tmp_path):
+    _meta(tmp_path / "v1.metadata.json", records=1234)
+    summary = offload_truth.snapshot_summary(tmp_path / "v1.metadata.json")
+    assert summary["total_records"] == 1234 and summary["committed_at"].startswith("2026-01-01")
+
+
+def test_snapshot_summary_of_table_without_snapshot(tmp_path):
+    (tmp_path / "v1.metadata.json").write_text(json.dumps({"current-snapshot-id": None, "snapshots": []}))
+    assert offload_truth.snapshot_summary(tmp_path / "v1.metadata.json")["total_records"] == 0
+
+
+@pytest.mark.parametrize("target", ["cold.t", "cold.bronze_trades_binance"])
+def test_cold_table_dir_follows_hadoop_layout(tmp_path, target):
+    assert offload_truth.cold_table_dir(tmp_path, target) == tmp_path / "cold" / target.split(".")[1]
