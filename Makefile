@@ -40,9 +40,11 @@ demo: lab-up
 lint: setup
 	@$(VENV)/bin/ansible-lint --profile production
 
+# pytest exit 5 (nothing collected) is a failure too: a suite that runs no test proves nothing.
 test: lab-up
 	@$(VENV)/bin/ansible-lint --profile production
-	@$(VENV)/bin/pytest tests -q -p no:cacheprovider
+	@$(VENV)/bin/pytest tests -p no:cacheprovider -ra $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: lab-up
 	@$(PY) bench/bench.py

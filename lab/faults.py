@@ -206,13 +206,12 @@ def clear(dc, cfg: LabConfig, reset_table: Callable[[str], None]) -> list[str]:
         cfg.warehouse_dir.chmod(0o775)
         actions.append("restored warehouse owner/mode")
     network = dc.networks.get(cfg.network)
-    network.reload()
-    attached = {c.name for c in network.containers}
     for ctr in dc.containers.list(all=True, filters={"label": "io.k2-lab.managed=true"}):
         if ctr.status != "running":
             ctr.start()
             actions.append(f"started {ctr.name}")
-        if ctr.name not in attached:
+        ctr.reload()
+        if cfg.network not in ctr.attrs["NetworkSettings"]["Networks"]:
             network.connect(ctr, aliases=[ctr.attrs["Config"]["Hostname"]])
             actions.append(f"reconnected {ctr.name} to {cfg.network}")
     spark.reload()

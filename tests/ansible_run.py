@@ -1,0 +1,47 @@
+"""Run one of the project's modules (or a playbook) through real ansible-playbook and return its result.
+
+Used by integration tests: the module runs exactly as in production (AnsiballZ, module_utils, no_log),
+against the lab inventory of ansible.cfg.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ANSIBLE_PLAYBOOK = str(ROOT / ".venv" / "bin" / "ansible-playbook")
+
+
+def _env() -> dict:
+    return {**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "ANSIBLE_STDOUT_CALLBACK": "json",
+            "ANSIBLE_NOCOLOR": "1", "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"}
+
+
+def run_playbook(playbook: str | Path, *extra: str, timeout: float = 300) -> tuple[int, dict, str]:
+    """(returncode, parsed json callback output, stderr)."""
+    proc = subprocess.run([ANSIBLE_PLAYBOOK, str(playbook), *extra], cwd=ROOT, env=_env(), capture_output=True,
+                          text=True, timeout=timeout)
+    try:
+        out = json.loads(proc.stdout[proc.stdout.index("{"):])
+    except ValueError:
+        out = {"raw": proc.stdout}
+    return proc.returncode, out, proc.stderr
+
+
+def run_module(module: str, args: dict, check: bool = False, timeout: float = 120) -> dict:
+    """Run `module` with `args` on the lab host; return the task result (with 'failed' set on failure)."""
+    play = [{"name": "t", "hosts": "k2_docker_hosts", "gather_facts": False,
+             "tasks": [{"name": "m", module: args, "ignore_errors": True}]}]
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", dir=ROOT / "playbooks", delete=False) as f:
+        json.dump(play, f)
+    try:
+        _, out, stderr = run_playbook(f.name, *(["--check"] if check else []), timeout=timeout)
+    finally:
+        os.unlink(f.name)
+    try:
+        return next(iter(out["plays"][0]["tasks"][0]["hosts"].values()))
+    except (KeyError, IndexError, StopIteration) as exc:
+        raise AssertionError(f"no result from ansible-playbook: {out} {stderr[-2000:]}") from exc
