@@ -40,7 +40,7 @@ def snapshot_summary(metadata_file: Path) -> dict:
             "total_records": int(snap.get("summary", {}).get("total-records", 0))}
 
 
-def _relocating_io(written_root: str, local_root: str):
+def relocating_io(written_root: str, local_root: str):
     """FileIO that reads files the table's metadata names under written_root (the Spark container's
     warehouse path) from local_root (the same directory as the Docker host sees it)."""
     from pyiceberg.io.pyarrow import PyArrowFileIO
@@ -72,7 +72,7 @@ def read_cold(warehouse, target_table: str, columns: list[str], ts_col: str, low
     metadata_file = current_metadata(cold_table_dir(warehouse, target_table))
     if metadata_file is None:
         return None
-    io = _relocating_io(written_warehouse, str(warehouse))
+    io = relocating_io(written_warehouse, str(warehouse))
     metadata = FromInputFile.table_metadata(io.new_input(str(metadata_file)))
     table = StaticTable(identifier=tuple(target_table.split(".")), metadata=metadata,
                         metadata_location=str(metadata_file), io=io, catalog=None)

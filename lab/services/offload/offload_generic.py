@@ -134,10 +134,6 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
     args = parse_args(argv)
     started = time.time()
-    if lab_fault("job-oom") is not None:
-        hog = []
-        while True:  # the container's memory limit makes the kernel OOM-kill this process (exit 137)
-            hog.append(bytearray(64 * 1024 * 1024))
     wm = WatermarkManager()
     wm.recover_stale_running(args.source_table)
     wm.mark_offload_running(args.source_table)
@@ -166,6 +162,10 @@ def main(argv=None) -> int:
         log.error("Failed to read from ClickHouse: %s", exc)
         wm.mark_offload_failed(args.source_table, f"Failed to read from ClickHouse: {exc}")
         return 1
+    if lab_fault("job-oom") is not None:
+        hog = []
+        while True:  # the container's memory limit makes the kernel OOM-kill this process (exit 137)
+            hog.append(bytearray(64 * 1024 * 1024))
     data, max_ts, max_seq, rows = process_with_spark(spark, batch, args.timestamp_col, args.sequence_col)
     if rows == 0 or max_ts is None:
         log.info("No new rows to offload. Exiting cleanly.")

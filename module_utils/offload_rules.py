@@ -1,0 +1,352 @@
+# -*- coding: utf-8 -*-
+# PRIVATE to this project's modules: the runbook's decision tree as pure functions.
+# Facts (gathered by the info modules) -> error classes of log lines -> scenario(s) with evidence.
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+SCENARIOS = {
+    1: ("worker_not_running", "Worker not running"),
+    2: ("clickhouse_connectivity", "ClickHouse connectivity failure"),
+    3: ("spark_job_failures", "Spark job failures"),
+    4: ("watermark_corruption", "Watermark table corruption"),
+    5: ("timeouts", "Timeout errors (offload > task timeout)"),
+}
+NEXT_ACTIONS = {
+    1: "Start k2-prefect-worker, check it polls pool iceberg-offload, then trigger one run (remediate.yml).",
+    2: "Bring ClickHouse back (start / restart on memory pressure / reconnect to the stack network), test "
+       "from the Spark container, then one manual offload (remediate.yml).",
+    3: "Restart Spark on OOM, restore warehouse permissions; a missing JDBC driver needs the image rebuilt: "
+       "escalate (remediate.yml).",
+    4: "Back up offload_watermarks, then repair the table's watermark from the cold tier (remediate.yml); "
+       "never move it without the truth check.",
+    5: "Check the volume spike / slow queries; stop orphaned offloads; raise the timeout or run one "
+       "manual offload with a longer timeout (remediate.yml).",
+}
+
+# Log-line classes, most specific first; a line gets the first class that matches.
+LOG_CLASSES = (
+    ("timeout", re.compile(r"Offload timeout|TimeoutExpired|timed out after|exceeded \d+ minutes", re.I)),
+    ("watermark", re.compile(r"Watermark not found|Failed to (get|update) watermark|duplicate key|"
+                             r"constraint violation|violates not-null|offload_watermarks", re.I)),
+    ("connection", re.compile(r"Failed to read from ClickHouse|Connection refused|Name or service not known|"
+                              r"Temporary failure in name resolution|No route to host|MEMORY_LIMIT_EXCEEDED|"
+                              r"Code: 241|Max retries exceeded|ConnectionError|Connection reset|"
+                              r"ClickHouse.*unreachable", re.I)),
+    ("process", re.compile(r"Exit code: (?!0\b)\d+|CalledProcessError|Failed to initialize Spark|"
+                           r"Failed to write to Iceberg|OutOfMemoryError|is not running|No such container|"
+                           r"JDBC driver not found|Permission denied|Unhandled exception", re.I)),
+)
+CLASS_SCENARIO = {"connection": 2, "process": 3, "watermark": 4, "timeout": 5}
+TABLE_IN_LINE = re.compile(r"Offload (?:failed|timeout):\s*([A-Za-z0-9_]+)|Offload failed for ([A-Za-z0-9_]+)|"
+                           r"Watermark not found for table:\s*([A-Za-z0-9_]+)")
+
+
+def classify_line(line: str) -> str | None:
+    if not isinstance(line, str):
+        return None
+    for name, pattern in LOG_CLASSES:
+        if pattern.search(line):
+            return name
+    return None
+
+
+def classify_lines(lines) -> dict:
+    """{class: [lines]} for the lines that match a class (at most 5 kept per class)."""
+    found: dict[str, list[str]] = {}
+    for line in lines or []:
+        cls = classify_line(line)
+        if cls and len(found.setdefault(cls, [])) < 5:
+            found[cls].append(line.strip()[:300])
+    return found
+
+
+def tables_in_lines(lines) -> set[str]:
+    tables = set()
+    for line in lines or []:
+        if isinstance(line, str):
+            for match in TABLE_IN_LINE.finditer(line):
+                tables.update(g for g in match.groups() if g)
+    return tables
+
+
+def _parse_ts(value) -> datetime | None:
+    if not value:
+        return None
+    try:
+        ts = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
+
+
+def container_down(state: dict | None) -> str | None:
+    """Evidence line if the container is not running, else None."""
+    if not state or not state.get("exists"):
+        return "container absent"
+    if state.get("status") != "running":
+        detail = f"exit code {state.get('exit_code')}"
+        if state.get("oom_killed"):
+            detail += ", OOMKilled"
+        return f"container {state.get('status')} ({detail})"
+    return None
+
+
+class Triage:
+    """Collects evidence per scenario and table; `result()` orders the scenarios as the runbook's tree."""
+
+    def __init__(self) -> None:
+        self.evidence: dict[int, list[str]] = {}
+        self.tables: dict[int, set[str]] = {}
+
+    def add(self, scenario: int, line: str, tables=()) -> None:
+        self.evidence.setdefault(scenario, []).append(line)
+        self.tables.setdefault(scenario, set()).update(tables)
+
+    def result(self, failing_tables: set[str], failure_evidence: list[str]) -> list[dict]:
+        out = []
+        for number in sorted(self.evidence):
+            key, title = SCENARIOS[number]
+            tables = sorted(self.tables[number] or failing_tables)
+            out.append({"scenario": number, "key": key, "title": title, "tables": tables,
+                        "evidence": self.evidence[number], "next_action": NEXT_ACTIONS[number]})
+        if not out and failure_evidence:
+            out.append({"scenario": "unknown", "key": "unknown", "title": "Failures without a known cause",
+                        "tables": sorted(failing_tables), "evidence": failure_evidence,
+                        "next_action": "Escalate: no runbook scenario matches the evidence; read the flow run logs."})
+        return out
+
+
+def ttl_headroom(clickhouse: dict, watermarks: dict, now: datetime) -> dict:
+    """Per table, seconds until TTL deletes hot rows not yet offloaded: watermark + TTL interval - now.
+    Uses the ClickHouse module's figure when it computed one."""
+    out = {}
+    for table, info in (clickhouse.get("tables") or {}).items():
+        if info.get("ttl_headroom_seconds") is not None:
+            out[table] = info["ttl_headroom_seconds"]
+            continue
+        interval = (info.get("ttl") or {}).get("interval_seconds")
+        wm_ts = _parse_ts((watermarks.get(table) or {}).get("timestamp"))
+        if interval and wm_ts:
+            out[table] = round((wm_ts - now).total_seconds() + interval, 1)
+    return out
+
+
+def triage(facts: dict, tables: list[str], now: datetime | None = None, watermark_tolerance_seconds: float = 1.0,
+           memory_threshold: float = 0.9, warehouse_mode: str = "0775") -> dict:
+    """Apply the runbook's decision tree to gathered facts. Missing facts are skipped, never guessed."""
+    now = now or datetime.now(timezone.utc)
+    t = Triage()
+    containers = facts.get("containers") or {}
+    names = facts.get("container_names") or {}
+    prefect = facts.get("prefect") or {}
+    watermarks = facts.get("watermarks") or {}
+    clickhouse = facts.get("clickhouse") or {}
+    iceberg = facts.get("iceberg") or {}
+    spark = facts.get("spark") or {}
+    alerts = facts.get("alerts") or {}
+
+    # Which tables fail, and the signals that say so (Prometheus is optional: K2 often exports nothing).
+    failing, failure_evidence = set(), []
+    for table in alerts.get("alert_tables") or []:
+        failing.add(table)
+        failure_evidence.append(f"alert IcebergOffloadConsecutiveFailures active for {table}")
+    for table, wm in (watermarks.get("watermarks") or {}).items():
+        if (wm.get("failure_count") or 0) >= 3 or wm.get("status") == "failed":
+            failing.add(table)
+            failure_evidence.append(f"watermark {table}: status {wm.get('status')}, failure_count "
+                                    f"{wm.get('failure_count')}, last error: {(wm.get('last_error_message') or '')[:160]}")
+    log_lines = list(facts.get("log_lines") or [])
+    for run in prefect.get("flow_runs") or []:
+        if run.get("state_type") in ("FAILED", "CRASHED"):
+            failure_evidence.append(f"flow run {run.get('name')} {run.get('state_type')}: {(run.get('message') or '')[:160]}")
+            log_lines += run.get("log_lines") or []
+            log_lines.append(run.get("message") or "")
+            failing.update(run.get("failed_tables") or [])
+    failing.update(x for x in tables_in_lines(log_lines) if x in tables)
+    classes = classify_lines(log_lines)
+
+    # Scenario 1: the worker (and the orchestration it depends on).
+    worker_down = container_down(containers.get(names.get("prefect_worker", "k2-prefect-worker")))
+    if worker_down:
+        t.add(1, f"k2-prefect-worker: {worker_down}")
+    if prefect.get("reachable") is False:
+        t.add(1, f"Prefect API unreachable: {prefect.get('error')}")
+    elif prefect.get("reachable") and not prefect.get("worker_online") and not worker_down:
+        t.add(1, "no worker of pool iceberg-offload is online (heartbeat stale)")
+
+    # Scenario 2: ClickHouse.
+    ch_name = names.get("clickhouse", "k2-clickhouse")
+    ch_down = container_down(containers.get(ch_name))
+    if ch_down:
+        t.add(2, f"{ch_name}: {ch_down}")
+    ch_state = containers.get(ch_name) or {}
+    network = facts.get("network_name")
+    if network and ch_state.get("status") == "running" and network not in (ch_state.get("networks") or []):
+        t.add(2, f"{ch_name} is not attached to network {network}")
+    usage, limit = ch_state.get("memory_usage"), ch_state.get("memory_limit")
+    if usage and limit and usage > memory_threshold * limit:
+        t.add(2, f"{ch_name} memory {usage / 2**20:.0f} MiB > {memory_threshold:.0%} of its {limit / 2**20:.0f} MiB limit")
+    if clickhouse.get("reachable") is False and not ch_down:
+        t.add(2, f"ClickHouse unreachable: {clickhouse.get('error')}")
+    for line in classes.get("connection", []):
+        t.add(2, f"log: {line}")
+
+    # Scenario 3: Spark.
+    spark_name = names.get("spark", "k2-spark-iceberg")
+    spark_down = container_down(containers.get(spark_name))
+    if spark_down:
+        t.add(3, f"{spark_name}: {spark_down}")
+    if spark.get("jdbc_present") is False:
+        t.add(3, f"JDBC driver missing: {spark.get('jdbc_path')}")
+    wh = iceberg.get("warehouse") or {}
+    if wh.get("exists") and (wh.get("mode") != warehouse_mode or wh.get("uid") not in (None, spark.get("expected_uid", 0))):
+        t.add(3, f"warehouse {wh.get('path', '')} mode {wh.get('mode')} owner uid {wh.get('uid')} "
+                 f"(expected {warehouse_mode}, uid {spark.get('expected_uid', 0)})")
+    for line in classes.get("process", []):
+        if not (ch_down and "is not running" in line):
+            t.add(3, f"log: {line}")
+
+    # Scenario 4: watermarks, checked against the cold tier's committed maximum.
+    wm_info = watermarks.get("watermarks") or {}
+    if watermarks.get("layout") == "absent":
+        t.add(4, "table offload_watermarks does not exist", tables)
+    for table in tables:
+        wm = wm_info.get(table) or {}
+        for code in wm.get("anomalies") or []:
+            if code in ("missing_row", "stuck_running", "null_values", "future_watermark", "history_bloat"):
+                t.add(4, f"watermark {table}: {code}", [table])
+        cold = (iceberg.get("tables") or {}).get(table) or {}
+        wm_ts, cold_ts = _parse_ts(wm.get("timestamp")), _parse_ts(cold.get("max_timestamp"))
+        if wm_ts and cold_ts and wm_ts.year > 1970:
+            delta = (wm_ts - cold_ts).total_seconds()
+            if delta > watermark_tolerance_seconds:
+                t.add(4, f"watermark {table} is {delta:.0f} s AHEAD of the cold tier's max ({cold_ts.isoformat()}): "
+                         "rows in between will never be offloaded (gap)", [table])
+            elif delta < -watermark_tolerance_seconds:
+                t.add(4, f"watermark {table} is {-delta:.0f} s BEHIND the cold tier's max ({cold_ts.isoformat()}): "
+                         "the next run re-appends rows (duplicates)", [table])
+    for line in classes.get("watermark", []):
+        t.add(4, f"log: {line}")
+
+    # Scenario 5: timeouts and their causes.
+    for line in classes.get("timeout", []):
+        t.add(5, f"log: {line}")
+    orphans = spark.get("offload_processes") or []
+    if orphans and not prefect.get("running_runs"):
+        t.add(5, f"{len(orphans)} offload process(es) running in {spark_name} with no RUNNING flow run (orphans of "
+                 "a timed-out task)")
+    if classes.get("timeout") or 5 in t.evidence:
+        for table, info in (clickhouse.get("tables") or {}).items():
+            if info.get("volume") in ("elevated", "spike"):
+                t.add(5, f"{table}: {info.get('rows_last_hour')} rows in the last hour ({info.get('volume')})", [table])
+        for q in clickhouse.get("long_running_queries") or []:
+            t.add(5, f"long-running ClickHouse query ({q.get('elapsed')} s): {str(q.get('query'))[:120]}")
+
+    scenarios = t.result({x for x in failing if x in tables} or failing, failure_evidence)
+    headroom = ttl_headroom(clickhouse, wm_info, now)
+    return {"status": "healthy" if not scenarios else ("unknown" if scenarios[0]["key"] == "unknown" else "degraded"),
+            "scenarios": scenarios, "failing_tables": sorted(failing), "error_classes": sorted(classes),
+            "ttl_headroom_seconds": headroom,
+            "min_ttl_headroom_seconds": min(headroom.values()) if headroom else None,
+            "prometheus_metrics_exported": not alerts.get("metrics_empty", True) if alerts.get("reachable") else False}
+
+
+def normalize_container(name: str, info: dict | None, stats: dict | None = None) -> dict:
+    """docker_container_info's `container` (None when absent) + optional `docker stats` JSON -> the facts
+    the rules read."""
+    if not info:
+        return {"name": name, "exists": False, "status": "absent"}
+    state = info.get("State") or {}
+    nets = ((info.get("NetworkSettings") or {}).get("Networks") or {})
+    out = {"name": name, "exists": True, "status": state.get("Status"), "exit_code": state.get("ExitCode"),
+           "oom_killed": bool(state.get("OOMKilled")), "started_at": state.get("StartedAt"),
+           "finished_at": state.get("FinishedAt"), "networks": sorted(nets),
+           "memory_limit": (info.get("HostConfig") or {}).get("Memory") or None, "memory_usage": None}
+    if stats:
+        out["memory_usage"] = parse_size(str(stats.get("MemUsage", "")).split("/")[0])
+    return out
+
+
+SIZE_UNITS = {"b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "kb": 10**3, "mb": 10**6,
+              "gb": 10**9, "tb": 10**12}
+SIZE = re.compile(r"^\s*([0-9.]+)\s*([a-zA-Z]+)\s*$")
+
+
+def parse_size(text: str) -> int | None:
+    """'812.3MiB' -> bytes (docker stats notation); None when unparseable."""
+    match = SIZE.match(text or "")
+    if not match or match.group(2).lower() not in SIZE_UNITS:
+        return None
+    try:
+        return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
+    except ValueError:
+        return None
+
+
+PS_LINE = re.compile(r"^\s*(\d+)\s+(\d+)\s+(.*)$")
+SOURCE_ARG = re.compile(r"--source-table[= ]+([A-Za-z0-9_]+)")
+
+
+def parse_offload_processes(ps_output: str, script: str = "offload_generic.py") -> list[dict]:
+    """`ps -eo pid=,etimes=,args=` inside the Spark container -> the offload jobs in flight."""
+    jobs = []
+    for line in (ps_output or "").splitlines():
+        match = PS_LINE.match(line)
+        if not match or script not in match.group(3) or match.group(3).startswith(("ps ", "sh -c")):
+            continue
+        table = SOURCE_ARG.search(match.group(3))
+        jobs.append({"pid": int(match.group(1)), "elapsed_seconds": int(match.group(2)),
+                     "table": table.group(1) if table else None, "args": match.group(3)[:300]})
+    return jobs
+
+
+def _probe(result) -> dict:
+    """An async probe's result; a probe that failed or never ran becomes an 'unreachable' finding."""
+    if not isinstance(result, dict) or result.get("skipped"):
+        return {"reachable": False, "error": "probe did not run"}
+    if result.get("failed") or not result.get("finished", 1):
+        return {"reachable": False, "error": str(result.get("msg") or "probe failed").strip().splitlines()[0][:300]}
+    return {k: v for k, v in result.items() if k not in ("invocation", "ansible_job_id", "results_file", "started",
+                                                          "finished", "changed", "failed", "item", "attempts")}
+
+
+def facts_from_raw(raw: dict) -> dict:
+    """The role's raw probe outputs -> the facts `triage` reads."""
+    import json
+    stats = {}
+    for line in (raw.get("clickhouse_stats") or "").splitlines():
+        try:
+            stats = json.loads(line)
+        except ValueError:
+            continue
+    names = raw.get("container_names") or {}
+    containers = {}
+    for name, info in zip(raw.get("container_list") or [], raw.get("containers_info") or []):
+        containers[name] = normalize_container(name, info, stats if name == names.get("clickhouse") else None)
+    probes = {k: _probe(v) for k, v in (raw.get("probes") or {}).items()}
+    spark_ok = str(raw.get("spark_ps_rc")) == "0"
+    probes["spark"] = {"jdbc_path": raw.get("jdbc_path"),
+                       "jdbc_present": (str(raw.get("spark_jdbc_rc")) == "0") if spark_ok else None,
+                       "offload_processes": parse_offload_processes(raw.get("spark_ps") or "") if spark_ok else []}
+    return {"network_name": raw.get("network_name"), "container_names": names, "containers": containers, **probes}
+
+
+def summary_lines(result: dict) -> list[str]:
+    """The operator's summary: scenario, tables, evidence, TTL headroom, next step."""
+    lines = []
+    if not result["scenarios"]:
+        lines.append("No runbook scenario applies: the offload stack looks healthy.")
+    for s in result["scenarios"]:
+        lines.append(f"Scenario {s['scenario']}: {s['title']} - tables: {', '.join(s['tables']) or 'all'}")
+        lines += [f"  evidence: {e}" for e in s["evidence"][:6]]
+        lines.append(f"  next: {s['next_action']}")
+    if result.get("min_ttl_headroom_seconds") is not None:
+        hours = result["min_ttl_headroom_seconds"] / 3600
+        worst = min(result["ttl_headroom_seconds"], key=result["ttl_headroom_seconds"].get)
+        lines.append(f"TTL headroom: {hours:.1f} h for {worst} before ClickHouse deletes rows not yet offloaded"
+                     + (" - DATA LOSS POSSIBLE: escalate" if hours <= 0 else ""))
+    if not result.get("prometheus_metrics_exported"):
+        lines.append("Prometheus offload metrics absent: diagnosis stands on PostgreSQL and Prefect signals.")
+    return lines

@@ -1,0 +1,275 @@
+"""The runbook's decision tree (module_utils/offload_rules.py): log classification and triage rules."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+import offload_rules as rules
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+TABLES = ["bronze_trades_binance", "bronze_trades_kraken"]
+RUNNING = {"exists": True, "status": "running", "exit_code": 0, "networks": ["k2-network"],
+           "memory_limit": 1000, "memory_usage": 100}
+
+
+def healthy_facts(**overrides) -> dict:
+    facts = {
+        "network_name": "k2-network",
+        "containers": {n: dict(RUNNING, name=n) for n in
+                       ("k2-clickhouse", "k2-prefect-worker", "k2-spark-iceberg", "k2-prefect-db", "k2-prefect-server")},
+        "prefect": {"reachable": True, "worker_online": True, "flow_runs": [], "running_runs": []},
+        "watermarks": {"layout": "state", "watermarks": {t: {"timestamp": "2026-11-26T11:50:00+00:00",
+                                                             "status": "success", "failure_count": 0,
+                                                             "anomalies": []} for t in TABLES}},
+        "clickhouse": {"reachable": True, "tables": {t: {"volume": "normal", "rows_last_hour": 72000,
+                                                         "ttl_headroom_seconds": 600000.0} for t in TABLES},
+                       "long_running_queries": []},
+        "iceberg": {"warehouse": {"exists": True, "mode": "0775", "uid": 0},
+                    "tables": {t: {"max_timestamp": "2026-11-26T11:50:00+00:00"} for t in TABLES}},
+        "spark": {"jdbc_present": True, "offload_processes": []},
+        "alerts": {"reachable": True, "alert_tables": [], "metrics_empty": False},
+    }
+    for key, value in overrides.items():
+        facts[key] = value
+    return facts
+
+
+def failed_run(*lines, message="Flow run encountered an exception"):
+    return {"name": "r1", "state_type": "FAILED", "message": message, "log_lines": list(lines)}
+
+
+def scenario_numbers(result):
+    return [s["scenario"] for s in result["scenarios"]]
+
+
+def test_healthy_stack_is_healthy():
+    result = rules.triage(healthy_facts(), TABLES, now=NOW)
+    assert result["status"] == "healthy" and result["scenarios"] == []
+    assert result["min_ttl_headroom_seconds"] == 600000.0
+
+
+@pytest.mark.parametrize("line,expected", [
+    ("✗ Offload timeout: bronze_trades_binance (exceeded 10 minutes)", "timeout"),
+    ("subprocess.TimeoutExpired: Command '...' timed out after 600 seconds", "timeout"),
+    ("Failed to get watermark: Watermark not found for table: bronze_trades_binance.", "watermark"),
+    ("psycopg2.errors.NotNullViolation: null value violates not-null constraint", "watermark"),
+    ("ERROR: duplicate key value violates unique constraint", "watermark"),
+    ("Failed to read from ClickHouse: HTTPConnectionPool(host='clickhouse', port=8123)", "connection"),
+    ("Code: 241. DB::Exception: Memory limit (total) exceeded (MEMORY_LIMIT_EXCEEDED)", "connection"),
+    ("[Errno -2] Name or service not known", "connection"),
+    ("  Exit code: 137", "process"),
+    ("Error response from daemon: Container abc is not running", "process"),
+    ("Failed to initialize Spark: ClickHouse JDBC driver not found: /opt/spark/jars/x.jar", "process"),
+    ("Failed to write to Iceberg: [Errno 13] Permission denied", "process"),
+    ("java.lang.OutOfMemoryError: Java heap space", "process"),
+    ("  Exit code: 0", None),
+    ("✓ Offload completed: bronze_trades_binance", None),
+    ("", None),
+    ("'; DROP TABLE offload_watermarks; --", "watermark"),
+    (None, None),
+    ("\x00\xff binary garbage ✗", None),
+])
+def test_classify_line(line, expected):
+    assert rules.classify_line(line) == expected
+
+
+def test_classify_lines_keeps_at_most_five_per_class():
+    found = rules.classify_lines(["  Exit code: 1"] * 20 + ["Offload timeout: t"])
+    assert len(found["process"]) == 5 and found["timeout"] == ["Offload timeout: t"]
+
+
+def test_tables_in_lines():
+    lines = ["✗ Offload failed: bronze_trades_binance", "✗ Offload timeout: silver_trades (exceeded 10 minutes)",
+             "RuntimeError: Offload failed for ohlcv_1m: boom", "Watermark not found for table: ohlcv_5m. Run",
+             "✗ Offload failed: x'; drop"]
+    assert rules.tables_in_lines(lines) == {"bronze_trades_binance", "silver_trades", "ohlcv_1m", "ohlcv_5m", "x"}
+
+
+@pytest.mark.parametrize("state,expected", [
+    (None, "container absent"), ({"exists": False}, "container absent"),
+    ({"exists": True, "status": "exited", "exit_code": 137, "oom_killed": True}, "container exited (exit code 137, OOMKilled)"),
+    ({"exists": True, "status": "running"}, None),
+])
+def test_container_down(state, expected):
+    assert rules.container_down(state) == expected
+
+
+def test_worker_stopped_is_scenario_1():
+    facts = healthy_facts()
+    facts["containers"]["k2-prefect-worker"].update(status="exited", exit_code=137, oom_killed=True)
+    facts["prefect"]["worker_online"] = False
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert scenario_numbers(result) == [1]
+    assert "OOMKilled" in result["scenarios"][0]["evidence"][0]
+
+
+def test_stale_heartbeat_alone_is_scenario_1():
+    facts = healthy_facts()
+    facts["prefect"]["worker_online"] = False
+    assert scenario_numbers(rules.triage(facts, TABLES, now=NOW)) == [1]
+
+
+def test_prefect_unreachable_is_reported_not_guessed():
+    facts = healthy_facts(prefect={"reachable": False, "error": "Connection refused"})
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert scenario_numbers(result) == [1] and "Connection refused" in result["scenarios"][0]["evidence"][0]
+
+
+@pytest.mark.parametrize("mutate,evidence", [
+    (lambda f: f["containers"]["k2-clickhouse"].update(status="exited", exit_code=139), "exit code 139"),
+    (lambda f: f["containers"]["k2-clickhouse"].update(networks=[]), "not attached to network k2-network"),
+    (lambda f: f["containers"]["k2-clickhouse"].update(memory_usage=950), "memory"),
+    (lambda f: f["clickhouse"].update(reachable=False, error="timed out"), "ClickHouse unreachable"),
+])
+def test_clickhouse_problems_are_scenario_2(mutate, evidence):
+    facts = healthy_facts()
+    mutate(facts)
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert scenario_numbers(result) == [2]
+    assert any(evidence in e for e in result["scenarios"][0]["evidence"])
+
+
+def test_memory_exactly_at_threshold_is_not_pressure():
+    facts = healthy_facts()
+    facts["containers"]["k2-clickhouse"]["memory_usage"] = 900
+    assert rules.triage(facts, TABLES, now=NOW)["status"] == "healthy"
+
+
+def test_clickhouse_down_does_not_also_blame_spark_for_docker_exec():
+    facts = healthy_facts()
+    facts["containers"]["k2-clickhouse"].update(status="exited")
+    facts["prefect"]["flow_runs"] = [failed_run("Failed to read from ClickHouse: Connection refused", "  Exit code: 1")]
+    numbers = scenario_numbers(rules.triage(facts, TABLES, now=NOW))
+    assert numbers[0] == 2
+
+
+@pytest.mark.parametrize("mutate,evidence", [
+    (lambda f: f["containers"]["k2-spark-iceberg"].update(status="exited", exit_code=0), "k2-spark-iceberg"),
+    (lambda f: f["spark"].update(jdbc_present=False, jdbc_path="/opt/spark/jars/x.jar"), "JDBC driver missing"),
+    (lambda f: f["iceberg"]["warehouse"].update(mode="0555", uid=65534), "mode 0555"),
+    (lambda f: f["prefect"].update(flow_runs=[failed_run("✗ Offload failed: bronze_trades_binance", "  Exit code: 137")]),
+     "Exit code: 137"),
+])
+def test_spark_problems_are_scenario_3(mutate, evidence):
+    facts = healthy_facts()
+    mutate(facts)
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert scenario_numbers(result) == [3]
+    assert any(evidence in e for e in result["scenarios"][0]["evidence"])
+
+
+@pytest.mark.parametrize("anomaly", ["missing_row", "stuck_running", "null_values", "future_watermark", "history_bloat"])
+def test_watermark_anomalies_are_scenario_4(anomaly):
+    facts = healthy_facts()
+    facts["watermarks"]["watermarks"]["bronze_trades_kraken"]["anomalies"] = [anomaly]
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert scenario_numbers(result) == [4] and result["scenarios"][0]["tables"] == ["bronze_trades_kraken"]
+
+
+@pytest.mark.parametrize("offset,word", [(timedelta(minutes=30), "AHEAD"), (timedelta(minutes=-30), "BEHIND")])
+def test_watermark_against_cold_tier(offset, word):
+    facts = healthy_facts()
+    ts = datetime(2026, 11, 26, 11, 50, tzinfo=timezone.utc) + offset
+    facts["watermarks"]["watermarks"]["bronze_trades_binance"]["timestamp"] = ts.isoformat()
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert scenario_numbers(result) == [4] and word in result["scenarios"][0]["evidence"][0]
+
+
+def test_watermark_within_tolerance_and_initial_epoch_are_fine():
+    facts = healthy_facts()
+    facts["watermarks"]["watermarks"]["bronze_trades_binance"]["timestamp"] = "2026-11-26T11:50:00.5+00:00"
+    facts["watermarks"]["watermarks"]["bronze_trades_kraken"]["timestamp"] = "1970-01-01T00:00:00+00:00"
+    assert rules.triage(facts, TABLES, now=NOW)["status"] == "healthy"
+
+
+def test_absent_watermark_table_is_scenario_4_for_all_tables():
+    result = rules.triage(healthy_facts(watermarks={"layout": "absent"}), TABLES, now=NOW)
+    assert scenario_numbers(result) == [4] and result["scenarios"][0]["tables"] == TABLES
+
+
+def test_timeout_with_spike_and_orphans_is_scenario_5():
+    facts = healthy_facts()
+    facts["prefect"]["flow_runs"] = [failed_run("✗ Offload timeout: bronze_trades_binance (exceeded 10 minutes)")]
+    facts["clickhouse"]["tables"]["bronze_trades_binance"].update(volume="spike", rows_last_hour=12_000_000)
+    facts["spark"]["offload_processes"] = [{"pid": 7, "table": "bronze_trades_binance"}]
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert scenario_numbers(result) == [5]
+    evidence = " ".join(result["scenarios"][0]["evidence"])
+    assert "12000000 rows" in evidence and "orphans" in evidence
+    assert result["failing_tables"] == ["bronze_trades_binance"]
+
+
+def test_in_flight_offload_with_running_flow_run_is_not_an_orphan():
+    facts = healthy_facts()
+    facts["spark"]["offload_processes"] = [{"pid": 7}]
+    facts["prefect"]["running_runs"] = ["abc"]
+    assert rules.triage(facts, TABLES, now=NOW)["status"] == "healthy"
+
+
+def test_failures_without_matching_rule_are_unknown_with_evidence():
+    facts = healthy_facts()
+    facts["watermarks"]["watermarks"]["bronze_trades_binance"].update(status="failed", failure_count=4,
+                                                                     last_error_message="something new")
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert result["status"] == "unknown"
+    assert result["scenarios"][0]["scenario"] == "unknown"
+    assert "something new" in result["scenarios"][0]["evidence"][0]
+
+
+def test_several_scenarios_come_in_runbook_order():
+    facts = healthy_facts()
+    facts["containers"]["k2-spark-iceberg"].update(status="exited")
+    facts["containers"]["k2-prefect-worker"].update(status="exited")
+    facts["watermarks"]["watermarks"]["bronze_trades_binance"]["anomalies"] = ["missing_row"]
+    assert scenario_numbers(rules.triage(facts, TABLES, now=NOW)) == [1, 3, 4]
+
+
+def test_empty_facts_do_not_crash_and_do_not_guess():
+    result = rules.triage({}, TABLES, now=NOW)
+    assert result["status"] == "healthy" or all(s["evidence"] for s in result["scenarios"])
+
+
+def test_alert_tables_are_failing_tables_without_prometheus_metrics():
+    facts = healthy_facts(alerts={"reachable": True, "alert_tables": ["bronze_trades_kraken"], "metrics_empty": True})
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert result["failing_tables"] == ["bronze_trades_kraken"] and result["prometheus_metrics_exported"] is False
+
+
+@pytest.mark.parametrize("text,expected", [("812.3MiB", int(812.3 * 2**20)), ("1.5GiB", int(1.5 * 2**30)),
+                                           ("10kB", 10_000), ("0B", 0), ("", None), ("12 parsecs", None), ("x", None)])
+def test_parse_size(text, expected):
+    assert rules.parse_size(text) == expected
+
+
+def test_normalize_container():
+    info = {"State": {"Status": "exited", "ExitCode": 137, "OOMKilled": True},
+            "NetworkSettings": {"Networks": {"k2-network": {}}}, "HostConfig": {"Memory": 1024}}
+    out = rules.normalize_container("k2-prefect-worker", info, {"MemUsage": "512MiB / 1GiB"})
+    assert out["status"] == "exited" and out["oom_killed"] and out["networks"] == ["k2-network"]
+    assert out["memory_usage"] == 512 * 2**20 and out["memory_limit"] == 1024
+    assert rules.normalize_container("x", None) == {"name": "x", "exists": False, "status": "absent"}
+
+
+def test_parse_offload_processes():
+    ps = """    1     900 /usr/bin/tini-static -- sleep infinity
+   42      75 python3 /home/iceberg/offload/offload_generic.py --source-table bronze_trades_binance --layer bronze
+   43       0 ps -eo pid=,etimes=,args=
+   44       3 sh -c ps aux | grep offload_generic.py
+garbage line"""
+    jobs = rules.parse_offload_processes(ps)
+    assert jobs == [{"pid": 42, "elapsed_seconds": 75, "table": "bronze_trades_binance",
+                     "args": "python3 /home/iceberg/offload/offload_generic.py --source-table bronze_trades_binance "
+                             "--layer bronze"}]
+
+
+def test_ttl_headroom_from_watermark_and_table_ttl():
+    ch = {"tables": {"a": {"ttl": {"interval_seconds": 7 * 86400}}, "b": {"ttl_headroom_seconds": 5.0},
+                     "c": {"ttl": None}}}
+    wms = {"a": {"timestamp": (NOW - timedelta(days=6)).isoformat()}, "c": {"timestamp": NOW.isoformat()}}
+    assert rules.ttl_headroom(ch, wms, NOW) == {"a": 86400.0, "b": 5.0}
+
+
+def test_ttl_already_passed_gives_negative_headroom():
+    ch = {"tables": {"a": {"ttl": {"interval_seconds": 3600}}}}
+    assert rules.ttl_headroom(ch, {"a": {"timestamp": (NOW - timedelta(hours=2)).isoformat()}}, NOW)["a"] == -3600.0
