@@ -4,6 +4,7 @@ Medians over repeated runs (this machine is shared and noisy); the run count is 
 """
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -24,6 +25,12 @@ RUNS = 3
 def timed(args: list[str]) -> float:
     started = time.monotonic()
     subprocess.run(LABCTL + args, check=True, capture_output=True)
+    return time.monotonic() - started
+
+
+def timed_cmd(argv: list[str], env: dict) -> float:
+    started = time.monotonic()
+    subprocess.run(argv, check=True, capture_output=True, env=env, cwd=ROOT)
     return time.monotonic() - started
 
 
@@ -52,6 +59,18 @@ def main() -> int:
             print(f"cycle ended {run['state_type']}")
             return 1
     print(f"trigger -> COMPLETED: {statistics.median(durations):6.1f} s   (median of {RUNS})")
+
+    print("\n== diagnosis: playbooks/diagnose.yml vs the runbook's own commands run one after another")
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
+           "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    playbook = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(ROOT / "playbooks" / "diagnose.yml"),
+                "-e", "report_path=/tmp/k2-bench-diagnose.json"]
+    diag = [timed_cmd(playbook, env) for _ in range(RUNS)]
+    shell = [timed_cmd([str(ROOT / "bench" / "runbook_diagnosis.sh")], env) for _ in range(RUNS)]
+    print(f"diagnose.yml (all tables, concurrent probes, triage, report): {statistics.median(diag):6.1f} s   "
+          f"(median of {RUNS})")
+    print(f"runbook step 1-4 commands, sequential (no triage):            {statistics.median(shell):6.1f} s   "
+          f"(median of {RUNS}; plus the engineer's reading time)")
 
     print("\n== resident memory per container (docker stats, after the cycles)")
     dc = stack.client()

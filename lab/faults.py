@@ -128,10 +128,16 @@ def wm_history_bloat(dc, cfg, table):
 def volume_spike(dc, cfg, table):
     # K2's job cost grows with the rows; the lab's Spark is fast, so the fault also bounds its throughput.
     fault_file("job-throughput", "10000")(dc, cfg, table)
+    with lab_clients.pg(cfg) as conn, conn.cursor() as cur:
+        column = "last_offload_timestamp" if cfg.watermark_layout == "state" else "max_timestamp"
+        cur.execute(f"SELECT max({column}) FROM offload_watermarks WHERE table_name = %s", (table,))  # noqa: S608
+        watermark = cur.fetchone()[0]
+    after = ["--after", watermark.isoformat()] if watermark else []
     result = dc.containers.get("k2-feed").exec_run(
-        ["python3", "/lab/services/feed/generator.py", "spike", "--table", table, "--factor", "10"])
+        ["python3", "/lab/services/feed/generator.py", "spike", "--table", table, "--factor", "10", *after])
     if result.exit_code != 0:
-        raise LabError(f"volume spike failed: {result.output.decode(errors='replace').strip().splitlines()[-1]}")
+        output = result.output.decode(errors="replace").strip() or f"exit code {result.exit_code}"
+        raise LabError(f"volume spike failed: {output.splitlines()[-1]}")
 
 
 FAULTS = {f.name: f for f in (
@@ -227,6 +233,10 @@ def clear(dc, cfg: LabConfig, reset_table: Callable[[str], None]) -> list[str]:
     wait_for("ClickHouse", lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_clickhouse}/ping"), timeout=60)
     _post(cfg, "/lab/ballast?mb=0")
     reg = _registry(cfg)
+    if "volume-spike" in reg:  # the spike was a lab event: take its rows out of the hot tier again
+        lab_clients.clickhouse(cfg).command(
+            f"ALTER TABLE {reg['volume-spike']['table']} DELETE WHERE kafka_partition = 9 SETTINGS mutations_sync = 2")
+        actions.append("removed the spike's rows from ClickHouse")
     for name, info in reg.items():
         if FAULTS.get(name) and FAULTS[name].data_fault:
             reset_table(info["table"])

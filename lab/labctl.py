@@ -34,6 +34,10 @@ def _tables(cfg: LabConfig) -> list[dict]:
 def up(cfg: LabConfig, args) -> int:
     started = time.monotonic()
     dc = stack.client()
+    foreign = stack.foreign_lab(dc)
+    if foreign:
+        print(f"replacing a lab from another checkout ({', '.join(foreign)})")
+        down(cfg, argparse.Namespace(images=False))
     built = stack.build_images(dc)
     if built:
         print(f"built images: {', '.join(built)}")

@@ -17,6 +17,7 @@ LAB = PROJECT_ROOT / "lab"
 SERVICES = LAB / "services"
 BASE_IMAGE = "k2-lab/base:1"
 LABELS = {LAB_LABEL: "true"}
+ROOT_LABEL = "io.k2-lab.root"  # the checkout a container's mounts point into
 # Skeleton image: host programs run from a read-only /usr, so the image holds only dirs and /etc.
 SKELETON_DIRS = ("tmp", "var/tmp", "var/run", "run", "root", "home", "opt", "proc", "sys", "dev", "srv", "mnt")
 ETC_EXCLUDE = {"shadow", "gshadow", "ssh", "docker", "hosts", "resolv.conf", "hostname"}
@@ -184,7 +185,7 @@ def ensure_container(dc, cfg: LabConfig, spec: dict) -> str:
     common = service_common(cfg)
     volumes.update({h: {"bind": c, "mode": "ro"} for h, c in common["mounts"].items()})
     ctr = dc.containers.create(
-        spec["image"], name=spec["name"], command=spec.get("command"), labels={**LABELS, "io.k2-lab.service": spec["name"]},
+        spec["image"], name=spec["name"], command=spec.get("command"), labels={**LABELS, "io.k2-lab.service": spec["name"], ROOT_LABEL: str(PROJECT_ROOT)},
         environment={**common["env"], **spec.get("env", {})}, volumes=volumes, mem_limit=spec["mem"],
         ports={f"{c}/tcp": ("127.0.0.1", h) for c, h in spec.get("ports", {}).items()},
         cap_drop=spec.get("cap_drop"), hostname=spec["aliases"][0], detach=True)
@@ -219,3 +220,8 @@ def wait_for(what: str, probe, timeout: float = 90.0, interval: float = 0.5):
 
 def lab_containers(dc):
     return dc.containers.list(all=True, filters={"label": f"{LAB_LABEL}=true"})
+
+
+def foreign_lab(dc) -> list[str]:
+    """Lab containers created from another checkout (their mounts point elsewhere): they must be replaced."""
+    return [c.name for c in lab_containers(dc) if c.labels.get(ROOT_LABEL) != str(PROJECT_ROOT)]

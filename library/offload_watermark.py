@@ -17,7 +17,7 @@ description:
     V(history) is the append-only layout the runbook describes (C(id), C(table_name), C(max_timestamp),
     C(sequence_number), C(created_at)); its newest row per table is the watermark. A missing table is reported
     as layout V(absent) and anything else as V(unknown), with the column list; neither is an error.
-  - Times are judged against the database server's clock (C(now())), not the controller's.
+  - Times are judged against the database server's clock (its C(now) function), not the controller's.
   - Runs in a read-only transaction. Table names are validated as plain identifiers and always bound as query
     parameters, never interpolated into SQL.
   - O(action) selects what the module does; only V(inspect) exists so far.
@@ -42,7 +42,7 @@ options:
   tables:
     description:
       - Source table names (the watermark key, for example C(bronze_trades_binance); not the C(cold.*) name) to
-        report. With the inventory's table config use C({{ k2_tables | map(attribute='source') }}).
+        report. With the inventory's table config (C(k2_tables)), map it to its C(source) attribute (see EXAMPLES).
       - Each must be a plain identifier (letters, digits, underscores, at most 63 characters); anything else
         fails the task before any connection is made.
       - Repeated names are reported once.
@@ -58,7 +58,7 @@ options:
   history_row_limit:
     description:
       - In the V(history) layout, more rows than this for one table are reported as C(history_bloat) (the
-        runbook's C(HAVING COUNT(*) > 100)).
+        runbook's corruption check counts more than 100 rows per table).
     type: int
     default: 100
   future_tolerance_seconds:
@@ -155,13 +155,13 @@ missing_columns:
   elements: str
   sample: []
 server_time:
-  description: The database server's C(now()), ISO 8601 in UTC; every age and lag is computed against it.
+  description: The database server's clock (C(now) function), ISO 8601 in UTC; every age and lag is computed against it.
   returned: always
   type: str
   sample: "2026-11-26T07:44:09.859611+00:00"
 watermarks:
   description:
-    - Per requested table, in request order. Timestamps are ISO 8601 in UTC.
+    - Per requested table (repeated names once), keyed by table name. Timestamps are ISO 8601 in UTC.
     - V(history) layout has no status, failure count, error or last successful run (null); its RV(watermarks.updated_at)
       is the newest row's C(created_at).
   returned: always
@@ -171,7 +171,8 @@ watermarks:
       description: Whether the table has a watermark row; null when the layout is V(unknown).
       type: bool
     timestamp:
-      description: The watermark (C(last_offload_timestamp) / newest C(max_timestamp)); the next run reads rows after it.
+      description:
+        - The watermark (C(last_offload_timestamp) / newest C(max_timestamp)); the next run reads rows after it.
       type: str
     sequence:
       description: C(last_offload_max_sequence) / C(sequence_number) (informational; K2 does not filter on it).
@@ -336,7 +337,7 @@ ACTIONS = {"inspect": (inspect, True)}
 def validate(module: AnsibleModule) -> list[str]:
     params = module.params
     tables = params["tables"] or []
-    bad = invalid_identifiers(tables)
+    bad = unique(invalid_identifiers(tables))
     if bad:
         module.fail_json(msg=f"Invalid table name(s) {', '.join(repr(b) for b in bad)}: only letters, digits and "
                              "underscores are accepted (at most 63 characters, not starting with a digit).")

@@ -61,7 +61,7 @@ def tables_argument_spec() -> dict:
 
 def invalid_identifiers(names) -> list[str]:
     """Names that are not plain SQL identifiers (they are never interpolated into SQL)."""
-    return [n for n in names if not isinstance(n, str) or not IDENTIFIER.match(n)]
+    return [n for n in names if not isinstance(n, str) or not IDENTIFIER.fullmatch(n)]
 
 
 def check_tables(module, tables: list[dict]) -> None:

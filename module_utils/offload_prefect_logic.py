@@ -25,12 +25,15 @@ STATE_MESSAGE_TABLE = re.compile(r"Offload failed for ([A-Za-z_][A-Za-z0-9_.]*):
 # What K2 names a table in its logs: a ClickHouse source table (or a dotted Iceberg name).
 TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$")
 RELEVANT = re.compile(r"✗|Offload|Error|Exception|timeout", re.I)
-DEPLOYMENT_NAME = re.compile(r"^([^/]+)/([^/]+)$")
+DEPLOYMENT_NAME = re.compile(r"^([^/\x00-\x1f\x7f]+)/([^/\x00-\x1f\x7f]+)$")
 
 WARNING = 30
-LEVEL_NAMES = {10: "DEBUG", 20: "INFO", 30: "WARNING", 40: "ERROR", 50: "CRITICAL"}
 MAX_MESSAGE_CHARS = 1000
 MAX_STDERR_CHARS = 500
+MAX_ERROR_LINE_CHARS = 300
+KILLED_EXIT_CODES = (137, -9)
+ERROR_LOG_LINE = re.compile(r" - (ERROR|CRITICAL) - ")
+ERROR_WORDS = re.compile(r"error|exception|failed|fatal|killed|refused|timed? ?out", re.I)
 _FRACTION = re.compile(r"\.(\d+)")
 
 
@@ -60,7 +63,7 @@ def parse_deployment_name(name) -> tuple[str, str]:
     """'flow/deployment' -> (flow, deployment); ValueError with a one-line reason otherwise."""
     if not isinstance(name, str):
         raise ValueError(f"deployment must be a string of the form flow/deployment, got {name!r}")
-    match = DEPLOYMENT_NAME.match(name)
+    match = DEPLOYMENT_NAME.fullmatch(name)
     if not match or not match.group(1).strip() or not match.group(2).strip() or name != name.strip():
         raise ValueError(f"deployment {name!r} is not of the form flow/deployment "
                          "(e.g. iceberg-offload-main/iceberg-offload-15min)")
@@ -100,6 +103,8 @@ def age_seconds(timestamp, now: datetime) -> float | None:
 def worker_summary(worker: dict, now: datetime, stale_seconds: float) -> dict:
     """One worker: online only if Prefect says ONLINE *and* its last heartbeat is fresher than stale_seconds."""
     age = age_seconds(worker.get("last_heartbeat_time"), now)
+    if age is not None and age < 0:
+        age = 0.0  # a heartbeat "after" now: the reference clock's resolution (HTTP Date) or a small skew
     status = worker.get("status")
     return {
         "name": worker.get("name"),
@@ -209,12 +214,6 @@ def consecutive_failures(runs) -> int:
     return streak
 
 
-def level_name(level) -> str:
-    if isinstance(level, int) and not isinstance(level, bool):
-        return LEVEL_NAMES.get(level, f"LEVEL{level}")
-    return str(level)
-
-
 def is_relevant(log: dict) -> bool:
     """A log line worth showing: WARNING or worse, or one that talks about an offload, an error or a timeout."""
     level = log.get("level")
@@ -224,26 +223,46 @@ def is_relevant(log: dict) -> bool:
 
 
 def clip(text, limit: int) -> str:
+    """At most limit characters: the head and, mostly, the tail (a job's error is at the end of its stderr)."""
     text = "" if text is None else str(text)
-    return text if len(text) <= limit else text[:limit - 1] + "…"
+    if len(text) <= limit:
+        return text
+    head = limit // 4
+    return text[:head] + " … " + text[len(text) - (limit - head - 3):]
 
 
-def relevant_log_lines(logs, max_lines: int = 50) -> list[dict]:
-    """The last max_lines relevant lines (failures come at the end of a K2 run), each message clipped."""
-    rows = [{"timestamp": log.get("timestamp"), "level": level_name(log.get("level")), "logger": log.get("name"),
-             "message": clip(log.get("message"), MAX_MESSAGE_CHARS)}
-            for log in logs if isinstance(log, dict) and is_relevant(log)]
+def tail(text, limit: int) -> str:
+    text = "" if text is None else str(text)
+    return text if len(text) <= limit else "…" + text[len(text) - limit + 1:]
+
+
+def error_line(stderr) -> str | None:
+    """The line of a job's stderr that says what went wrong: the last K2 'ERROR' log line, else the last line
+    naming an error/exception/failure, else the last non-blank line."""
+    lines = [line.strip() for line in str(stderr or "").splitlines() if line.strip()]
+    for pattern in (ERROR_LOG_LINE, ERROR_WORDS):
+        found = [line for line in lines if pattern.search(line)]
+        if found:
+            return clip(found[-1], MAX_ERROR_LINE_CHARS)
+    return clip(lines[-1], MAX_ERROR_LINE_CHARS) if lines else None
+
+
+def relevant_log_lines(logs, max_lines: int = 50) -> list[str]:
+    """The messages of the last max_lines relevant lines (failures come at the end of a K2 run), each clipped to
+    its head and tail. Plain strings, as the triage rules (offload_rules.classify_lines) read them."""
+    rows = [clip(log.get("message"), MAX_MESSAGE_CHARS) for log in logs if isinstance(log, dict) and is_relevant(log)]
     return rows[-max_lines:] if max_lines > 0 else []
 
 
 def valid_table(name: str) -> bool:
-    return bool(TABLE_NAME.match(name or ""))
+    return bool(TABLE_NAME.fullmatch(name or ""))
 
 
 def parse_offload_errors(messages) -> list[dict]:
     """K2's failure lines, in order: '✗ Offload failed: <t>' (+ '  Exit code: N', '  Stderr: ...' that follow it)
     and '✗ Offload timeout: <t> (exceeded N minutes)'. One entry per occurrence (each task attempt logs its
-    own); names that are not plain table identifiers are ignored (hostile or garbled lines)."""
+    own) with the exit code, the tail of the stderr and its error line; names that are not plain table
+    identifiers are ignored (hostile or garbled lines)."""
     errors: list[dict] = []
     last_failed = None
     for message in messages:
@@ -254,7 +273,7 @@ def parse_offload_errors(messages) -> list[dict]:
             if match:
                 table = match.group(1).rstrip(".,;:")
                 if valid_table(table):
-                    entry = {"table": table, "kind": kind, "exit_code": None, "stderr": None}
+                    entry = {"table": table, "kind": kind, "exit_code": None, "stderr": None, "error_line": None}
                     errors.append(entry)
                     last_failed = entry if kind == "failed" else None
                 else:
@@ -269,7 +288,12 @@ def parse_offload_errors(messages) -> list[dict]:
                 continue
             err = STDERR.match(message)
             if err and last_failed["stderr"] is None:
-                last_failed["stderr"] = clip(err.group(1).strip(), MAX_STDERR_CHARS)
+                last_failed["stderr"] = tail(err.group(1).strip(), MAX_STDERR_CHARS)
+                line = error_line(err.group(1))
+                if last_failed["exit_code"] in KILLED_EXIT_CODES and not ERROR_WORDS.search(line or ""):
+                    line = clip(f"killed (exit {last_failed['exit_code']}: SIGKILL, e.g. OOM); last line: {line}",
+                                MAX_ERROR_LINE_CHARS)
+                last_failed["error_line"] = line
     return errors
 
 

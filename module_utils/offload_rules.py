@@ -38,6 +38,7 @@ LOG_CLASSES = (
                            r"Failed to write to Iceberg|OutOfMemoryError|is not running|No such container|"
                            r"JDBC driver not found|Permission denied|Unhandled exception", re.I)),
 )
+GENERIC_PROCESS_LINE = re.compile(r"Exit code: 1\b|CalledProcessError|Unhandled exception", re.I)
 CLASS_SCENARIO = {"connection": 2, "process": 3, "watermark": 4, "timeout": 5}
 TABLE_IN_LINE = re.compile(r"Offload (?:failed|timeout):\s*([A-Za-z0-9_]+)|Offload failed for ([A-Za-z0-9_]+)|"
                            r"Watermark not found for table:\s*([A-Za-z0-9_]+)")
@@ -55,9 +56,10 @@ def classify_line(line: str) -> str | None:
 def classify_lines(lines) -> dict:
     """{class: [lines]} for the lines that match a class (at most 5 kept per class)."""
     found: dict[str, list[str]] = {}
-    for line in lines or []:
+    split = [part for entry in lines or [] if isinstance(entry, str) for part in entry.splitlines()]
+    for line in split:
         cls = classify_line(line)
-        if cls and len(found.setdefault(cls, [])) < 5:
+        if cls and line.strip()[:300] not in found.get(cls, []) and len(found.setdefault(cls, [])) < 5:
             found[cls].append(line.strip()[:300])
     return found
 
@@ -128,7 +130,7 @@ def ttl_headroom(clickhouse: dict, watermarks: dict, now: datetime) -> dict:
             continue
         interval = (info.get("ttl") or {}).get("interval_seconds")
         wm_ts = _parse_ts((watermarks.get(table) or {}).get("timestamp"))
-        if interval and wm_ts:
+        if interval and wm_ts and wm_ts.year > 1970:  # an epoch watermark means "never offloaded yet"
             out[table] = round((wm_ts - now).total_seconds() + interval, 1)
     return out
 
@@ -158,7 +160,9 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
             failure_evidence.append(f"watermark {table}: status {wm.get('status')}, failure_count "
                                     f"{wm.get('failure_count')}, last error: {(wm.get('last_error_message') or '')[:160]}")
     log_lines = list(facts.get("log_lines") or [])
-    for run in prefect.get("flow_runs") or []:
+    for run in prefect.get("flow_runs") or []:  # newest first: failures before the last success are history
+        if run.get("state_type") == "COMPLETED":
+            break
         if run.get("state_type") in ("FAILED", "CRASHED"):
             failure_evidence.append(f"flow run {run.get('name')} {run.get('state_type')}: {(run.get('message') or '')[:160]}")
             log_lines += run.get("log_lines") or []
@@ -204,7 +208,12 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
     if wh.get("exists") and (wh.get("mode") != warehouse_mode or wh.get("uid") not in (None, spark.get("expected_uid", 0))):
         t.add(3, f"warehouse {wh.get('path', '')} mode {wh.get('mode')} owner uid {wh.get('uid')} "
                  f"(expected {warehouse_mode}, uid {spark.get('expected_uid', 0)})")
+    explained = bool(classes.get("connection") or classes.get("watermark") or classes.get("timeout")
+                     or 1 in t.evidence or 2 in t.evidence)
     for line in classes.get("process", []):
+        # A bare non-zero exit says only "the job failed": it is Spark's fault only if nothing else explains it.
+        if GENERIC_PROCESS_LINE.search(line) and explained:
+            continue
         if not (ch_down and "is not running" in line):
             t.add(3, f"log: {line}")
 

@@ -35,7 +35,7 @@ def run_module(module: str, args: dict, check: bool = False, timeout: float = 12
     """Run `module` with `args` on the lab host; return the task result (with 'failed' set on failure)."""
     play = [{"name": "t", "hosts": "k2_docker_hosts", "gather_facts": False,
              "tasks": [{"name": "m", module: args, "ignore_errors": True}]}]
-    with tempfile.NamedTemporaryFile("w", suffix=".yml", dir=ROOT / "playbooks", delete=False) as f:
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
         json.dump(play, f)
     try:
         _, out, stderr = run_playbook(f.name, *(["--check"] if check else []), timeout=timeout)

@@ -1,8 +1,12 @@
 """Fixtures for tests against the running lab (`make lab-up`); no mocks. One lab is shared by all tests."""
 from __future__ import annotations
 
+import json
 import re
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +17,17 @@ import stack
 from config import LabConfig
 
 TABLE = "bronze_trades_binance"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from ansible_run import run_playbook  # noqa: E402
+
+
+def diagnose(*extra: str) -> dict:
+    """Run playbooks/diagnose.yml against the lab and return its JSON report."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report_path = Path(tmp) / "report.json"
+        rc, out, stderr = run_playbook("playbooks/diagnose.yml", "-e", f"report_path={report_path}", *extra)
+        assert rc == 0, f"diagnose.yml failed: {stderr[-1500:]} {str(out)[-1500:]}"
+        return json.loads(report_path.read_text())
 
 
 class Lab:

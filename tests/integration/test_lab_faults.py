@@ -7,7 +7,7 @@ import pytest
 
 import faults
 import lab_clients
-from conftest import TABLE
+from conftest import TABLE, diagnose
 
 
 def _failed_run_counts_errors(lab, error_type="process_error"):
@@ -139,8 +139,16 @@ def test_every_fault_has_a_check():
 def test_fault_produces_symptom_and_clear_heals(clean_lab, name):
     lab = clean_lab
     assert lab.cycle()["state_type"] == "COMPLETED"  # healthy before
-    lab.fault(name)
+    fault = lab.fault(name)
     CHECKS[name](lab)
+    # playbooks/diagnose.yml names the fault's runbook scenario first, with evidence, from the real stack.
+    report = diagnose()
+    assert report["status"] == "degraded", report["scenarios"]
+    first = report["scenarios"][0]
+    assert first["scenario"] == fault.scenario, report["scenarios"]
+    assert first["evidence"]
+    if fault.scenario >= 3 and name != "spark-stopped":
+        assert TABLE in first["tables"], first
     lab.clear()
     run = lab.cycle()
     assert run["state_type"] == "COMPLETED", f"after clear: {run['state']}"

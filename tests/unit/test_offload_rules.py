@@ -75,7 +75,7 @@ def test_classify_line(line, expected):
 
 
 def test_classify_lines_keeps_at_most_five_per_class():
-    found = rules.classify_lines(["  Exit code: 1"] * 20 + ["Offload timeout: t"])
+    found = rules.classify_lines([f"  Exit code: {n}" for n in range(1, 21)] + ["Offload timeout: t", "Offload timeout: t"])
     assert len(found["process"]) == 5 and found["timeout"] == ["Offload timeout: t"]
 
 
@@ -273,3 +273,27 @@ def test_ttl_headroom_from_watermark_and_table_ttl():
 def test_ttl_already_passed_gives_negative_headroom():
     ch = {"tables": {"a": {"ttl": {"interval_seconds": 3600}}}}
     assert rules.ttl_headroom(ch, {"a": {"timestamp": (NOW - timedelta(hours=2)).isoformat()}}, NOW)["a"] == -3600.0
+
+
+def test_failures_older_than_the_last_completed_run_are_history():
+    facts = healthy_facts()
+    facts["prefect"]["flow_runs"] = [{"name": "new", "state_type": "COMPLETED"},
+                                     failed_run("✗ Offload timeout: bronze_trades_binance (exceeded 10 minutes)")]
+    assert rules.triage(facts, TABLES, now=NOW)["status"] == "healthy"
+
+
+def test_multiline_log_entries_are_classified_line_by_line():
+    entry = "Stderr: WARNING: Using incubator modules\nFailed to write to Iceberg: [Errno 13] Permission denied\nx"
+    assert rules.classify_lines([entry]) == {"process": ["Failed to write to Iceberg: [Errno 13] Permission denied"]}
+
+
+def test_bare_exit_code_is_not_blamed_on_spark_when_clickhouse_explains_it():
+    facts = healthy_facts()
+    facts["prefect"]["flow_runs"] = [failed_run("Failed to read from ClickHouse: Connection refused", "  Exit code: 1")]
+    assert scenario_numbers(rules.triage(facts, TABLES, now=NOW)) == [2]
+
+
+def test_bare_exit_code_alone_points_at_the_job():
+    facts = healthy_facts()
+    facts["prefect"]["flow_runs"] = [failed_run("✗ Offload failed: bronze_trades_binance", "  Exit code: 1")]
+    assert scenario_numbers(rules.triage(facts, TABLES, now=NOW)) == [3]

@@ -60,11 +60,18 @@ SILVER_COLS = ["message_id", "trade_id", "exchange", "symbol", "canonical_symbol
                "validation_errors"]
 
 
-def write(ch, exchange: str, stamps: list[datetime]) -> None:
+SPIKE_PARTITION = 9  # kafka_partition of spike rows (the feed uses 0-2), so that `lab clear` can remove them
+
+
+def write(ch, exchange: str, stamps: list[datetime], spike: bool = False) -> None:
     bronze, silver = _trade_rows(exchange, stamps)
+    if spike:
+        for row in bronze:
+            row[8] = SPIKE_PARTITION
     for start in range(0, len(bronze), 50_000):
         ch.insert(f"bronze_trades_{exchange}", bronze[start:start + 50_000], column_names=BRONZE_COLS)
-        ch.insert("silver_trades", silver[start:start + 50_000], column_names=SILVER_COLS)
+        if not spike:
+            ch.insert("silver_trades", silver[start:start + 50_000], column_names=SILVER_COLS)
 
 
 def spread(count: int, start: datetime, end: datetime) -> list[datetime]:
@@ -101,14 +108,25 @@ def _reconnect():
             time.sleep(2)
 
 
-def spike(table: str, factor: int, rate: int) -> int:
+def spike(table: str, factor: int, rate: int, after: datetime | None) -> int:
+    """FACTOR x the normal hourly volume, stamped after `after` (the table's watermark) so that the next
+    offload window really carries it, and within the last hour so that the runbook's volume query sees it."""
     exchange = table.removeprefix("bronze_trades_")
     if exchange not in EXCHANGES:
         raise SystemExit(f"spike: only bronze tables can spike, not {table!r}")
     now = datetime.now(timezone.utc).replace(tzinfo=None)
+    end = now - timedelta(minutes=5, seconds=1)  # inside the job's 5-minute buffer limit
+    start = max(after or now - timedelta(hours=1), now - timedelta(hours=1))
+    if start >= end:
+        start = end - timedelta(seconds=10)
     count = rate * 3600 * (factor - 1)
-    write(client(), exchange, spread(count, now - timedelta(hours=1), now - timedelta(minutes=6)))
-    return count
+    ch = client()
+    # In slices, so the feed's small container never holds the whole spike in memory.
+    slices = max(1, count // 50_000)
+    span = (end - start) / slices
+    for i in range(slices):
+        write(ch, exchange, spread(count // slices, start + i * span, start + (i + 1) * span), spike=True)
+    return count // slices * slices
 
 
 def main() -> None:
@@ -119,12 +137,14 @@ def main() -> None:
     sp = sub.add_parser("spike")
     sp.add_argument("--table", required=True)
     sp.add_argument("--factor", type=int, default=10)
+    sp.add_argument("--after", type=datetime.fromisoformat, help="the table's watermark (UTC)")
     args = parser.parse_args()
     rate = int(os.environ.get("K2_LAB_FEED_ROWS_PER_SECOND", "20"))
     if args.cmd == "run":
         run(rate, int(os.environ.get("K2_LAB_BACKFILL_MINUTES", "60")))
     else:
-        print(spike(args.table, args.factor, rate))
+        after = args.after.astimezone(timezone.utc).replace(tzinfo=None) if args.after else None
+        print(spike(args.table, args.factor, rate, after))
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def offload_table(cfg: dict) -> int:
         result = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=TASK_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
         # Killing the local `docker exec` client does NOT stop the job inside the container (as in K2).
-        logger.error("✗ Offload timeout: %s (exceeded %d minutes)", table, round(TASK_TIMEOUT_SECONDS / 60))
+        logger.error("✗ Offload timeout: %s (exceeded %s minutes)", table, f"{TASK_TIMEOUT_SECONDS / 60:g}")
         offload_errors_total.labels(table, "timeout").inc()
         raise
     except subprocess.CalledProcessError as exc:

@@ -1,0 +1,274 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: K2 offload automation contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: offload_alerts
+short_description: Read K2's offload alert and metrics from Prometheus
+description:
+  - Runbook "Iceberg Offload Consecutive Failures", diagnosis step 1, through Prometheus' HTTP API.
+  - Reports the active (pending or firing) alerts named O(alert_name) with the tables they name, whether the
+    alerting rule is loaded at all, and the current value of a few metrics or PromQL expressions (instant
+    queries).
+  - On a stock K2 stack the offload metrics are usually not exported and the rule files are not mounted into
+    Prometheus, so empty metrics (RV(metrics_empty=true)) and a rule that is not loaded are findings, not
+    failures. A Prometheus that cannot be reached is a finding too (RV(reachable=false) with a one-line
+    RV(error)). The module fails only on bad input.
+version_added: "1.0.0"
+author: K2 offload automation
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+options:
+  api_url:
+    description:
+      - Base URL of Prometheus (without C(/api/v1)); a path prefix such as C(/prometheus) is kept.
+      - If not set, the environment variable E(PROMETHEUS_URL) is used.
+    type: str
+    default: http://127.0.0.1:9090
+  timeout:
+    description: Seconds to wait for each HTTP request.
+    type: int
+    default: 10
+  validate_certs:
+    description: Verify the server's TLS certificate when O(api_url) is C(https).
+    type: bool
+    default: true
+  alert_name:
+    description: The alert to report (label C(alertname)).
+    type: str
+    default: IcebergOffloadConsecutiveFailures
+  metrics:
+    description:
+      - Metric names or PromQL expressions, each read as an instant query.
+      - An expression Prometheus rejects is reported in RV(metric_errors) (and as a warning), not as a failure.
+    type: list
+    elements: str
+    default: ["offload_lag_minutes", "sum(increase(offload_errors_total[15m])) by (table, error_type)"]
+notes:
+  - Sample values are returned as numbers; C(NaN) and infinities become null, with the string Prometheus sent in
+    C(raw).
+seealso:
+  - module: offload_prefect
+"""
+
+EXAMPLES = r"""
+---
+- name: Confirm the alert (runbook step 1)
+  offload_alerts:
+    api_url: "{{ k2_prometheus_url }}"
+  register: alerts
+
+- name: Affected tables
+  ansible.builtin.debug:
+    msg: "Alert {{ 'firing' if alerts.alerts else 'not active' }} for {{ alerts.alert_tables }}"
+
+- name: Metrics are not exported (K2's usual state), fall back on the watermark table
+  ansible.builtin.debug:
+    msg: "No offload metrics in Prometheus"
+  when: alerts.reachable and alerts.metrics_empty
+
+- name: Other expressions
+  offload_alerts:
+    alert_name: IcebergOffloadLagCritical
+    metrics:
+      - offload_lag_minutes > 30
+      - up{job="iceberg-scheduler"}
+  register: lag
+"""
+
+RETURN = r"""
+---
+reachable:
+  description: Whether Prometheus answered.
+  returned: always
+  type: bool
+  sample: true
+api_url:
+  description: The base URL used.
+  returned: always
+  type: str
+  sample: http://127.0.0.1:9090
+error:
+  description: One line describing the first problem met (Prometheus unreachable, unexpected answer), else null.
+  returned: always
+  type: str
+  sample: "Prometheus http://127.0.0.1:9090 is unreachable: [Errno 111] Connection refused"
+alerts:
+  description: The pending or firing alerts named O(alert_name), firing first.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - state: firing
+      labels: {alertname: IcebergOffloadConsecutiveFailures, severity: critical, table: bronze_trades_binance}
+      annotations: {summary: Iceberg offload failing repeatedly for bronze_trades_binance}
+      active_at: "2026-11-26T07:30:56.361111476Z"
+      value: 21.04
+      raw_value: "2.1036130289532295e+01"
+alert_tables:
+  description: The C(table) labels of those alerts, sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: [bronze_trades_binance]
+rule:
+  description:
+    - The alerting rule O(alert_name) as Prometheus loaded it; null when it is not loaded (K2's stock compose does
+      not mount the rules directory) or when the rules could not be read.
+  returned: always
+  type: dict
+  sample: {group: iceberg_offload_critical, query: "sum by (table) (increase(offload_errors_total[15m])) >= 3",
+           duration: 4, health: ok, state: firing, last_error: ""}
+rule_loaded:
+  description: Whether the alerting rule O(alert_name) is loaded (null when unknown).
+  returned: always
+  type: bool
+  sample: true
+metrics:
+  description: Per expression of O(metrics), its series (labels, value, raw string and sample time).
+  returned: always
+  type: dict
+  sample:
+    offload_lag_minutes:
+      - {labels: {__name__: offload_lag_minutes, table: bronze_trades_binance}, value: 5.6, raw: "5.60448075",
+         timestamp: 1795679029.089}
+    "sum(increase(offload_errors_total[15m])) by (table, error_type)": []
+metric_errors:
+  description: Per expression that Prometheus could not evaluate, one line.
+  returned: always
+  type: dict
+  sample: {"sum(": "/api/v1/query: bad_data: invalid parameter \"query\": 1:5: parse error: unclosed left parenthesis"}
+metrics_empty:
+  description:
+    - True when every expression returned no series (on real K2 the metrics are often not exported). Null when
+      Prometheus was not reachable or no expression was asked.
+  returned: always
+  type: bool
+  sample: false
+"""
+
+import json
+import socket
+from http.client import HTTPException
+from urllib.error import HTTPError, URLError
+from urllib.parse import urlencode
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.offload_alerts_logic import (
+    PrometheusError, alert_tables, alerts_named, api_url_problem, find_rule, metrics_empty, parse_query_result,
+    unwrap)
+from ansible.module_utils.offload_common import first_line, http_api_argument_spec, to_json_safe
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, open_url
+
+
+class Unreachable(Exception):
+    """No HTTP answer at all (connection refused, DNS, timeout, TLS)."""
+
+
+class PrometheusAPI:
+    def __init__(self, base: str, timeout: int, validate_certs: bool) -> None:
+        self.base = base.rstrip("/")
+        self.timeout = timeout
+        self.validate_certs = validate_certs
+
+    def get(self, path: str, query: dict | None = None):
+        """The `data` of GET /api/v1/<path>; Unreachable, or PrometheusError for an answer that is not a success."""
+        url = f"{self.base}/api/v1/{path}" + (f"?{urlencode(query)}" if query else "")
+        try:
+            resp = open_url(url, method="GET", timeout=self.timeout, validate_certs=self.validate_certs,
+                            headers={"Accept": "application/json"}, http_agent="ansible-offload_alerts",
+                            use_netrc=False)
+            raw = resp.read()
+        except HTTPError as exc:
+            # Prometheus answers 400/422/503 with its JSON envelope (bad query, execution error).
+            try:
+                payload = json.loads(exc.read())
+            except (ValueError, OSError):
+                payload = None
+            if not isinstance(payload, dict) or "status" not in payload:
+                raise PrometheusError(f"GET {self.base}/api/v1/{path} answered HTTP {exc.code}: {exc.reason}") from None
+            return unwrap(payload, f"/api/v1/{path}")
+        except (URLError, UrlsConnectionError, HTTPException, socket.timeout, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", None)
+            raise Unreachable(first_line(reason) if isinstance(reason, BaseException)
+                              else str(reason or first_line(exc))) from None
+        try:
+            payload = json.loads(raw)
+        except ValueError:
+            raise PrometheusError(f"GET {self.base}/api/v1/{path} did not answer JSON") from None
+        return unwrap(payload, f"/api/v1/{path}")
+
+
+def read(module: AnsibleModule) -> dict:
+    params = module.params
+    api = PrometheusAPI(params["api_url"], params["timeout"], params["validate_certs"])
+    result = {"changed": False, "reachable": False, "api_url": api.base, "error": None, "alerts": [],
+              "alert_tables": [], "rule": None, "rule_loaded": None, "metrics": {}, "metric_errors": {},
+              "metrics_empty": None}
+    try:
+        alerts_data = api.get("alerts")
+    except Unreachable as exc:
+        result["error"] = f"Prometheus {api.base} is unreachable: {exc}"
+        return result
+    except PrometheusError as exc:
+        result["error"] = f"Prometheus {api.base} gave no alerts: {exc}"
+        return result
+    result["reachable"] = True
+    result["alerts"] = alerts_named(alerts_data, params["alert_name"])
+    result["alert_tables"] = alert_tables(result["alerts"])
+    problems = []
+    try:
+        result["rule"] = find_rule(api.get("rules", {"type": "alert"}), params["alert_name"])
+        result["rule_loaded"] = result["rule"] is not None
+    except (Unreachable, PrometheusError) as exc:
+        problems.append(f"Cannot read the alerting rules of Prometheus {api.base}: {exc}")
+    for expr in params["metrics"]:
+        try:
+            result["metrics"][expr] = parse_query_result(api.get("query", {"query": expr}))
+        except (Unreachable, PrometheusError) as exc:
+            result["metrics"][expr] = []
+            result["metric_errors"][expr] = str(exc) if isinstance(exc, PrometheusError) else f"no answer: {exc}"
+            problems.append(f"Prometheus {api.base} could not evaluate {expr!r}: {result['metric_errors'][expr]}")
+    result["metrics_empty"] = metrics_empty(result["metrics"])
+    if problems:
+        result["error"] = problems[0]
+        for problem in problems[1:]:
+            module.warn(problem)
+    return result
+
+
+def main() -> None:
+    argument_spec = http_api_argument_spec("http://127.0.0.1:9090", "PROMETHEUS_URL")
+    argument_spec.update(
+        alert_name={"type": "str", "default": "IcebergOffloadConsecutiveFailures"},
+        metrics={"type": "list", "elements": "str",
+                 "default": ["offload_lag_minutes", "sum(increase(offload_errors_total[15m])) by (table, error_type)"]},
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+
+    problem = api_url_problem(params["api_url"])
+    if problem:
+        module.fail_json(msg=f"api_url {params['api_url']!r} {problem}: expected e.g. http://127.0.0.1:9090.")
+    if not params["alert_name"] or not params["alert_name"].strip():
+        module.fail_json(msg="alert_name must not be empty (K2: IcebergOffloadConsecutiveFailures).")
+    blank = [i for i, expr in enumerate(params["metrics"]) if not expr or not expr.strip()]
+    if blank:
+        module.fail_json(msg=f"metrics must not contain empty expressions (position(s) {blank}).")
+    if params["timeout"] <= 0:
+        module.fail_json(msg=f"timeout must be positive, got {params['timeout']}.")
+
+    module.exit_json(**to_json_safe(read(module)))
+
+
+if __name__ == "__main__":
+    main()

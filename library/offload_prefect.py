@@ -1,0 +1,495 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: K2 offload automation contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: offload_prefect
+short_description: Inspect K2's Iceberg offload orchestration in Prefect 3 (deployment, flow runs, worker)
+description:
+  - Runbook "Iceberg Offload Consecutive Failures", diagnosis steps 2 and 3, through Prefect's REST API (no
+    Prefect client library).
+  - Reports the deployment and whether its schedule is paused, the recent flow runs of the deployment (newest
+    first) with the number of FAILED/CRASHED runs in a row, the runs in flight, the work pool and its workers'
+    heartbeats.
+  - For the recent FAILED/CRASHED runs it reads the runs' logs, including the logs of their layer subflows
+    (K2's C(offload-bronze-layer) and so on, where the task C(offload-table) logs), keeps the relevant lines and
+    parses K2's lines C(✗ Offload failed) (followed by C(Exit code) and C(Stderr)) and C(✗ Offload timeout)
+    into the tables that failed.
+  - A Prefect server that cannot be reached is a finding (RV(reachable=false) with a one-line RV(error)), not a
+    failure. The module fails only on bad input.
+  - Read-only. Later versions add the actions C(trigger) and C(wait).
+version_added: "1.0.0"
+author: K2 offload automation
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+options:
+  action:
+    description: What to do. C(inspect) only reads.
+    type: str
+    choices: [inspect]
+    default: inspect
+  api_url:
+    description:
+      - Base URL of Prefect's REST API, ending in C(/api) (K2 publishes the server on port 4200 of the Docker host).
+      - If not set, the environment variable E(PREFECT_API_URL) is used.
+    type: str
+    default: http://127.0.0.1:4200/api
+  timeout:
+    description: Seconds to wait for each HTTP request.
+    type: int
+    default: 10
+  validate_certs:
+    description: Verify the server's TLS certificate when O(api_url) is C(https).
+    type: bool
+    default: true
+  deployment:
+    description: The deployment, as C(flow name/deployment name).
+    type: str
+    default: iceberg-offload-main/iceberg-offload-15min
+  work_pool:
+    description: The work pool whose workers run the deployment's flow runs.
+    type: str
+    default: iceberg-offload
+  recent_runs:
+    description:
+      - How many of the deployment's most recent flow runs to read (1 to 200). Runs scheduled in the future are
+        not counted.
+    type: int
+    default: 10
+  heartbeat_stale_seconds:
+    description:
+      - A worker counts as online only if Prefect reports it C(ONLINE) and its last heartbeat is younger than
+        this (Prefect workers beat every 30 s by default).
+    type: int
+    default: 90
+  include_logs:
+    description:
+      - Read the logs of the recent FAILED/CRASHED runs and of their subflows, keep at most 50 relevant lines per
+        run (level WARNING or above, or lines about an offload, an error, an exception or a timeout) and parse
+        the failed tables from them.
+      - Without logs, RV(flow_runs[].failed_tables) falls back to the tables named in the runs' state messages.
+    type: bool
+    default: true
+notes:
+  - K2's flow runs one subflow per layer; the C(✗ Offload failed) lines are logged by the task runs of those
+    subflows, so their logs are read with the parent run's.
+  - RV(consecutive_failures) skips runs still in flight (scheduled, late, pending, running) at the head of the
+    list and stops at the first run in another final state (C(COMPLETED), C(CANCELLED)).
+  - Heartbeat ages are measured against the Prefect server's clock (its HTTP C(Date) header) when available.
+seealso:
+  - module: offload_alerts
+"""
+
+EXAMPLES = r"""
+---
+- name: Inspect the offload orchestration (runbook step 2 and 3)
+  offload_prefect:
+    api_url: "{{ k2_prefect_api_url }}"
+  register: prefect
+
+- name: Worker is down (runbook scenario 1)
+  ansible.builtin.debug:
+    msg: "No online worker on {{ prefect.work_pool.name }}"
+  when: prefect.reachable and not prefect.worker_online
+
+- name: Tables failing in the recent runs
+  ansible.builtin.debug:
+    msg: "{{ prefect.consecutive_failures }} failed runs in a row; tables {{ prefect.failed_tables }}"
+
+- name: Only the run states, no logs
+  offload_prefect:
+    recent_runs: 5
+    include_logs: false
+  register: prefect_states
+"""
+
+RETURN = r"""
+---
+reachable:
+  description: Whether the Prefect API answered its health check.
+  returned: always
+  type: bool
+  sample: true
+api_url:
+  description: The API base URL used.
+  returned: always
+  type: str
+  sample: http://127.0.0.1:4200/api
+error:
+  description: One line describing the first problem met (server unreachable, unexpected answer), else null.
+  returned: always
+  type: str
+  sample: "Prefect API http://127.0.0.1:4200/api is unreachable: [Errno 111] Connection refused"
+deployment:
+  description: The deployment. RV(deployment.paused) is true when its schedule cannot create runs.
+  returned: always
+  type: dict
+  sample:
+    exists: true
+    id: f471e6de-7c8a-452b-a699-b9015c9d7cba
+    name: iceberg-offload-15min
+    paused: true
+    schedules: [{cron: "*/15 * * * *", interval: null, rrule: null, timezone: UTC, active: true}]
+    work_pool_name: iceberg-offload
+    status: READY
+    last_polled: "2026-11-26T07:43:04.166220Z"
+flow_runs:
+  description:
+    - The deployment's most recent flow runs, newest (by expected start time) first.
+    - C(log_lines) and C(offload_errors) are null for runs that are not FAILED/CRASHED or when
+      O(include_logs=false); C(log_truncated) tells that the run had more log lines than one page (200).
+    - C(offload_errors) has one entry per failed task attempt, with the exit code, the tail of the job's stderr
+      and C(error_line), the stderr line that says what went wrong.
+    - C(log_lines) are the messages (plain strings, oldest first) of the run's and its subflows' relevant log
+      lines; a long message keeps its head and tail.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - id: 1b99703f-97ac-4a48-86ea-76fb46a73da8
+      name: inventive-mantis
+      state_type: FAILED
+      state_name: Failed
+      expected_start_time: "2026-11-26T07:42:27.100000Z"
+      start_time: "2026-11-26T07:42:31.449877Z"
+      end_time: "2026-11-26T07:42:35.866183Z"
+      message: "Flow run encountered an exception: RuntimeError: Offload failed for bronze_trades_binance: ..."
+      parameters: {tables: [bronze_trades_binance]}
+      failed_tables: [bronze_trades_binance]
+      offload_errors:
+        - table: bronze_trades_binance
+          kind: failed
+          exit_code: 1
+          stderr: "...Error response from daemon: Container 988d83babf9e is not running"
+          error_line: "Error response from daemon: Container 988d83babf9e is not running"
+      log_lines:
+        - "✗ Offload failed: bronze_trades_binance"
+        - "  Exit code: 1"
+        - "  Stderr: Error response from daemon: Container 988d83babf9e is not running"
+      log_truncated: false
+running_runs:
+  description: IDs of the deployment's flow runs in state RUNNING or PENDING (several at once risk duplicates).
+  returned: always
+  type: list
+  elements: str
+  sample: [0683852d-2e5d-41fe-83de-16b4b4922f73]
+counts:
+  description: Number of recent runs per state type.
+  returned: always
+  type: dict
+  sample: {COMPLETED: 6, FAILED: 3, CRASHED: 0, CANCELLED: 0, CANCELLING: 0, RUNNING: 1, PENDING: 0, PAUSED: 0,
+           SCHEDULED: 0}
+consecutive_failures:
+  description: FAILED/CRASHED runs in a row, from the newest finished run.
+  returned: always
+  type: int
+  sample: 3
+failed_tables:
+  description: Tables named as failed or timed out in the recent FAILED/CRASHED runs, newest run first.
+  returned: always
+  type: list
+  elements: str
+  sample: [bronze_trades_binance]
+work_pool:
+  description: The work pool.
+  returned: always
+  type: dict
+  sample: {exists: true, name: iceberg-offload, type: process, paused: false, status: READY, concurrency_limit: null}
+workers:
+  description: The work pool's workers, freshest heartbeat first.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: ProcessWorker baa79297-2e37-47cf-8faa-224facf9fd77
+      status: ONLINE
+      last_heartbeat_time: "2026-11-26T07:43:50.615234Z"
+      heartbeat_age_seconds: 12.4
+      heartbeat_interval_seconds: 30
+      online: true
+worker_online:
+  description: Whether any worker of the pool is online (ONLINE and a fresh heartbeat).
+  returned: always
+  type: bool
+  sample: true
+"""
+
+import json
+import socket
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from http.client import HTTPException
+from urllib.error import HTTPError, URLError
+from urllib.parse import quote
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.offload_common import first_line, http_api_argument_spec, to_json_safe
+from ansible.module_utils.offload_prefect_logic import (
+    ACTIVE_STATES, FAILURE_STATES, api_url_problem, consecutive_failures, count_states, deployment_summary,
+    parse_deployment_name, run_failure_details, summarize_run, summarize_workers, tables_from_state_message,
+    unique, work_pool_summary)
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, open_url
+
+LOG_PAGE = 200
+MAX_LOG_LINES = 50
+MAX_RUNS = 200
+
+
+class PrefectUnreachable(Exception):
+    """No HTTP answer at all (connection refused, DNS, timeout, TLS)."""
+
+
+class PrefectHTTPError(Exception):
+    """The server answered with an HTTP error status."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class PrefectAPI:
+    def __init__(self, base: str, timeout: int, validate_certs: bool) -> None:
+        self.base = base.rstrip("/")
+        self.timeout = timeout
+        self.validate_certs = validate_certs
+        self.server_now = None
+
+    def call(self, method: str, path: str, body=None):
+        url = self.base + path
+        data = json.dumps(body).encode() if body is not None else None
+        try:
+            resp = open_url(url, data=data, method=method, timeout=self.timeout, validate_certs=self.validate_certs,
+                            headers={"Content-Type": "application/json", "Accept": "application/json"},
+                            http_agent="ansible-offload_prefect", use_netrc=False)
+            raw = resp.read()
+            self._note_date(resp.headers.get("Date"))
+        except HTTPError as exc:
+            raise PrefectHTTPError(exc.code, f"{method} {url} answered HTTP {exc.code}: {_detail(exc)}") from None
+        except (URLError, UrlsConnectionError, HTTPException, socket.timeout, OSError, ValueError) as exc:
+            raise PrefectUnreachable(f"{method} {url} got no answer: {_reason(exc)}") from None
+        try:
+            return json.loads(raw or b"null")
+        except ValueError:
+            raise PrefectHTTPError(200, f"{method} {url} did not answer JSON") from None
+
+    def _note_date(self, header) -> None:
+        if not header:
+            return
+        try:
+            when = parsedate_to_datetime(header)
+        except (TypeError, ValueError, IndexError):
+            return
+        if when is not None:
+            self.server_now = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+    def now(self) -> datetime:
+        return self.server_now or datetime.now(timezone.utc)
+
+    def get(self, path: str):
+        return self.call("GET", path)
+
+    def post(self, path: str, body: dict):
+        return self.call("POST", path, body)
+
+
+def _reason(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    return first_line(reason) if isinstance(reason, BaseException) else str(reason or first_line(exc))
+
+
+def _detail(exc: HTTPError) -> str:
+    try:
+        body = exc.read()
+        detail = json.loads(body).get("detail")
+        if detail:
+            return first_line(Exception(str(detail)))
+    except (ValueError, AttributeError, OSError, TypeError):
+        pass
+    return str(exc.reason or "error")
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class Inspector:
+    def __init__(self, module: AnsibleModule, api: PrefectAPI) -> None:
+        self.module = module
+        self.api = api
+        self.params = module.params
+        self.error = None
+
+    def note(self, message: str) -> None:
+        """Record a problem that does not stop the inspection: the first becomes `error`, others are warnings."""
+        if self.error is None:
+            self.error = message
+        else:
+            self.module.warn(message)
+
+    def deployment(self, flow: str, name: str):
+        try:
+            return self.api.get(f"/deployments/name/{quote(flow, safe='')}/{quote(name, safe='')}")
+        except PrefectHTTPError as exc:
+            if exc.status != 404:
+                self.note(f"Cannot read deployment {self.params['deployment']!r}: {exc}")
+            return None
+
+    def recent_runs(self, deployment_id: str) -> list[dict]:
+        # Runs auto-scheduled in the future are not "recent": only runs expected to have started by now
+        # (a few seconds of slack for the Date header's one-second resolution).
+        body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]},
+                              "expected_start_time": {"before_": _iso(self.api.now() + timedelta(seconds=5))}},
+                "sort": "EXPECTED_START_TIME_DESC", "limit": self.params["recent_runs"]}
+        try:
+            runs = self.api.post("/flow_runs/filter", body)
+        except PrefectHTTPError as exc:
+            self.note(f"Cannot list the flow runs of deployment {self.params['deployment']!r}: {exc}")
+            return []
+        return [r for r in runs or [] if isinstance(r, dict)]
+
+    def active_runs(self, deployment_id: str) -> list[str]:
+        body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]},
+                              "state": {"type": {"any_": list(ACTIVE_STATES)}}},
+                "sort": "EXPECTED_START_TIME_DESC", "limit": MAX_RUNS}
+        try:
+            return [r["id"] for r in self.api.post("/flow_runs/filter", body) or [] if isinstance(r, dict)]
+        except PrefectHTTPError as exc:
+            self.note(f"Cannot list the running flow runs of deployment {self.params['deployment']!r}: {exc}")
+            return []
+
+    def run_logs(self, run_id: str) -> tuple[list[dict], bool]:
+        """Logs of the run and of its direct subflow runs, oldest first; and whether a page was full."""
+        children = self.api.post("/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [run_id]}},
+                                                       "limit": MAX_RUNS})
+        ids = [run_id] + [c["id"] for c in children or [] if isinstance(c, dict) and c.get("id")]
+        flt = {"flow_run_id": {"any_": ids}}
+        logs = self.api.post("/logs/filter", {"logs": flt, "sort": "TIMESTAMP_ASC", "limit": LOG_PAGE}) or []
+        truncated = len(logs) >= LOG_PAGE
+        if truncated:
+            # More than a page: the failures are at the end of a K2 run, so also take the newest warnings/errors.
+            tail = self.api.post("/logs/filter", {"logs": {**flt, "level": {"ge_": 30}}, "sort": "TIMESTAMP_DESC",
+                                                  "limit": LOG_PAGE}) or []
+            seen = {log.get("id") for log in logs}
+            logs = sorted(logs + [log for log in tail if log.get("id") not in seen],
+                          key=lambda log: str(log.get("timestamp") or ""))
+        return [log for log in logs if isinstance(log, dict)], truncated
+
+    def flow_runs(self, runs: list[dict]) -> list[dict]:
+        out = []
+        for run in runs:
+            row = summarize_run(run)
+            row.update({"failed_tables": [], "offload_errors": None, "log_lines": None, "log_truncated": False})
+            if row["state_type"] in FAILURE_STATES:
+                row["failed_tables"] = tables_from_state_message(row["message"])
+                if self.params["include_logs"]:
+                    try:
+                        logs, truncated = self.run_logs(row["id"])
+                    except PrefectHTTPError as exc:
+                        self.note(f"Cannot read the logs of flow run {row['name']!r} ({row['id']}): {exc}")
+                    else:
+                        row.update(run_failure_details(row, logs, MAX_LOG_LINES), log_truncated=truncated)
+            out.append(row)
+        return out
+
+    def work_pool(self) -> tuple[dict, list[dict]]:
+        name = quote(self.params["work_pool"], safe="")
+        try:
+            pool = self.api.get(f"/work_pools/{name}")
+        except PrefectHTTPError as exc:
+            if exc.status != 404:
+                self.note(f"Cannot read work pool {self.params['work_pool']!r}: {exc}")
+            return work_pool_summary(None), []
+        try:
+            workers = self.api.post(f"/work_pools/{name}/workers/filter", {"limit": MAX_RUNS})
+        except PrefectHTTPError as exc:
+            self.note(f"Cannot list the workers of work pool {self.params['work_pool']!r}: {exc}")
+            workers = []
+        return work_pool_summary(pool), summarize_workers(workers, self.api.now(),
+                                                         self.params["heartbeat_stale_seconds"])
+
+
+def empty_result(api_url: str) -> dict:
+    return {"changed": False, "reachable": False, "api_url": api_url, "error": None,
+            "deployment": deployment_summary(None), "flow_runs": [], "running_runs": [],
+            "counts": count_states([]), "consecutive_failures": 0, "failed_tables": [],
+            "work_pool": work_pool_summary(None), "workers": [], "worker_online": False}
+
+
+def inspect(module: AnsibleModule, flow: str, name: str) -> dict:
+    params = module.params
+    api = PrefectAPI(params["api_url"], params["timeout"], params["validate_certs"])
+    result = empty_result(api.base)
+    try:
+        healthy = api.get("/health")
+    except PrefectUnreachable as exc:
+        result["error"] = f"Prefect API {api.base} is unreachable: {exc}"
+        return result
+    except PrefectHTTPError as exc:
+        result["error"] = f"{api.base} does not answer as the Prefect API (does api_url end in /api?): {exc}"
+        return result
+    if healthy is not True:
+        result["error"] = f"Prefect API {api.base} is not healthy: /health answered {json.dumps(healthy)[:200]}"
+        return result
+    result["reachable"] = True
+    inspector = Inspector(module, api)
+    try:
+        deployment = inspector.deployment(flow, name)
+        result["deployment"] = deployment_summary(deployment)
+        if deployment:
+            runs = inspector.recent_runs(deployment["id"])
+            result["flow_runs"] = inspector.flow_runs(runs)
+            result["running_runs"] = inspector.active_runs(deployment["id"])
+            result["counts"] = count_states(result["flow_runs"])
+            result["consecutive_failures"] = consecutive_failures(result["flow_runs"])
+            result["failed_tables"] = unique(t for r in result["flow_runs"] for t in r["failed_tables"])
+        result["work_pool"], result["workers"] = inspector.work_pool()
+        result["worker_online"] = any(w["online"] for w in result["workers"])
+    except PrefectUnreachable as exc:
+        inspector.note(f"Prefect API {api.base} stopped answering: {exc}")
+    result["error"] = inspector.error
+    return result
+
+
+def main() -> None:
+    argument_spec = http_api_argument_spec("http://127.0.0.1:4200/api", "PREFECT_API_URL")
+    argument_spec.update(
+        action={"type": "str", "default": "inspect", "choices": ["inspect"]},
+        deployment={"type": "str", "default": "iceberg-offload-main/iceberg-offload-15min"},
+        work_pool={"type": "str", "default": "iceberg-offload"},
+        recent_runs={"type": "int", "default": 10},
+        heartbeat_stale_seconds={"type": "int", "default": 90},
+        include_logs={"type": "bool", "default": True},
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    params = module.params
+
+    problem = api_url_problem(params["api_url"])
+    if problem:
+        module.fail_json(msg=f"api_url {params['api_url']!r} {problem}: expected e.g. http://127.0.0.1:4200/api.")
+    try:
+        flow, name = parse_deployment_name(params["deployment"])
+    except ValueError as exc:
+        module.fail_json(msg=f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
+    if not params["work_pool"] or not params["work_pool"].strip():
+        module.fail_json(msg="work_pool must not be empty (K2: iceberg-offload).")
+    if not 1 <= params["recent_runs"] <= MAX_RUNS:
+        module.fail_json(msg=f"recent_runs must be between 1 and {MAX_RUNS}, got {params['recent_runs']}.")
+    if params["heartbeat_stale_seconds"] <= 0:
+        module.fail_json(msg=f"heartbeat_stale_seconds must be positive, got {params['heartbeat_stale_seconds']}.")
+    if params["timeout"] <= 0:
+        module.fail_json(msg=f"timeout must be positive, got {params['timeout']}.")
+
+    module.exit_json(**to_json_safe(inspect(module, flow, name)))
+
+
+if __name__ == "__main__":
+    main()
