@@ -166,6 +166,7 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
         if run.get("state_type") in ("FAILED", "CRASHED"):
             failure_evidence.append(f"flow run {run.get('name')} {run.get('state_type')}: {(run.get('message') or '')[:160]}")
             log_lines += run.get("log_lines") or []
+            log_lines += [e["error_line"] for e in run.get("offload_errors") or [] if e.get("error_line")]
             log_lines.append(run.get("message") or "")
             failing.update(run.get("failed_tables") or [])
     failing.update(x for x in tables_in_lines(log_lines) if x in tables)
@@ -259,7 +260,7 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
             "scenarios": scenarios, "failing_tables": sorted(failing), "error_classes": sorted(classes),
             "ttl_headroom_seconds": headroom,
             "min_ttl_headroom_seconds": min(headroom.values()) if headroom else None,
-            "prometheus_metrics_exported": not alerts.get("metrics_empty", True) if alerts.get("reachable") else False}
+            "prometheus_metrics_exported": bool(alerts.get("reachable")) and alerts.get("metrics_empty") is False}
 
 
 def normalize_container(name: str, info: dict | None, stats: dict | None = None) -> dict:
