@@ -30,9 +30,9 @@ want=$(cat requirements.txt $(ls constraints.txt 2>/dev/null) | sha256sum | cut 
 if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   log "creating venv $VENV"
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q --upgrade pip
   cons=(); [ -f constraints.txt ] && cons=(-c constraints.txt)
-  "$VENV/bin/pip" install -q -r requirements.txt "${cons[@]}"
+  # This machine's pip config lists local mirrors that may be absent: drop those warnings, keep errors.
+  "$VENV/bin/pip" install -q -r requirements.txt "${cons[@]}" 2>&1 | { grep -v 'is ignored: it is neither' || true; }
   echo "$want" > "$stamp"
 fi
 log "ready"
