@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on the local K2 twin: a healthy offload cycle, the runbook's incident reproduced
-# (ClickHouse down -> offload fails 3x -> IcebergOffloadConsecutiveFailures), the health check run by
+# (ClickHouse down -> offload fails 3x -> IcebergOffloadConsecutiveFailures), the diagnosis run by
 # Ansible against the lab, recovery, and the truth check proving no row was lost or doubled.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,8 +21,8 @@ for _ in $(seq 1 30); do
   sleep 2
 done
 
-step "3. Health check (ansible-playbook playbooks/health_check.yml against the lab inventory)"
-.venv/bin/ansible-playbook playbooks/health_check.yml
+step "3. Diagnosis by Ansible (playbooks/diagnose.yml against the lab inventory): names the runbook scenario"
+.venv/bin/ansible-playbook playbooks/diagnose.yml
 
 step "4. Recovery and proof"
 "${LAB[@]}" clear
