@@ -4,30 +4,12 @@
 # without a server. Imported as ansible.module_utils.offload_alerts_logic.
 from __future__ import annotations
 
+try:
+    from ansible.module_utils.offload_common import api_url_problem  # noqa: F401 - re-exported to the module
+except ImportError:  # unit tests import module_utils/ directly
+    from offload_common import api_url_problem  # noqa: F401
+
 import math
-from urllib.parse import urlsplit
-
-
-def api_url_problem(url) -> str | None:
-    """Why url is not usable as an HTTP API base URL (one line), or None when it is."""
-    if not isinstance(url, str) or not url.strip():
-        return "is empty"
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError as exc:
-        return f"is malformed ({exc})"
-    if parts.scheme not in ("http", "https"):
-        return "must start with http:// or https://"
-    if not parts.hostname:
-        return "has no host"
-    if port == 0:
-        return "has port 0"
-    if parts.query or parts.fragment:
-        return "must not carry a query string or fragment"
-    if any(c.isspace() for c in url.strip()):
-        return "contains whitespace"
-    return None
 
 
 class PrometheusError(ValueError):

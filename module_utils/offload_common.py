@@ -7,6 +7,7 @@ import datetime
 import decimal
 import re
 import uuid
+from urllib.parse import urlsplit
 
 from ansible.module_utils.basic import env_fallback
 
@@ -99,3 +100,25 @@ def to_json_safe(value):
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else exc.__class__.__name__
+
+
+def api_url_problem(url) -> str | None:
+    """Why url is not usable as an HTTP API base URL (one line), or None when it is."""
+    if not isinstance(url, str) or not url.strip():
+        return "is empty"
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        return f"is malformed ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return "must start with http:// or https://"
+    if not parts.hostname:
+        return "has no host"
+    if port == 0:
+        return "has port 0"
+    if parts.query or parts.fragment:
+        return "must not carry a query string or fragment"
+    if any(c.isspace() for c in url.strip()):
+        return "contains whitespace"
+    return None

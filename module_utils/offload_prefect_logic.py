@@ -4,9 +4,13 @@
 # so that it is unit-tested without a server. Imported as ansible.module_utils.offload_prefect_logic.
 from __future__ import annotations
 
+try:
+    from ansible.module_utils.offload_common import api_url_problem  # noqa: F401 - re-exported to the module
+except ImportError:  # unit tests import module_utils/ directly
+    from offload_common import api_url_problem  # noqa: F401
+
 import re
 from datetime import datetime, timezone
-from urllib.parse import urlsplit
 
 # Prefect state types (StateType enum).
 FAILURE_STATES = frozenset({"FAILED", "CRASHED"})
@@ -35,28 +39,6 @@ KILLED_EXIT_CODES = (137, -9)
 ERROR_LOG_LINE = re.compile(r" - (ERROR|CRITICAL) - ")
 ERROR_WORDS = re.compile(r"error|exception|failed|fatal|killed|refused|timed? ?out", re.I)
 _FRACTION = re.compile(r"\.(\d+)")
-
-
-def api_url_problem(url) -> str | None:
-    """Why url is not usable as an HTTP API base URL (one line), or None when it is."""
-    if not isinstance(url, str) or not url.strip():
-        return "is empty"
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError as exc:
-        return f"is malformed ({exc})"
-    if parts.scheme not in ("http", "https"):
-        return "must start with http:// or https://"
-    if not parts.hostname:
-        return "has no host"
-    if port == 0:
-        return "has port 0"
-    if parts.query or parts.fragment:
-        return "must not carry a query string or fragment"
-    if any(c.isspace() for c in url.strip()):
-        return "contains whitespace"
-    return None
 
 
 def parse_deployment_name(name) -> tuple[str, str]:
