@@ -242,14 +242,14 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
 
     # Scenario 5: timeouts and their causes.
     for line in classes.get("timeout", []):
-        t.add(5, f"log: {line}")
+        t.add(5, f"log: {line}", tables_in_lines([line]) & set(tables))
     orphans = spark.get("offload_processes") or []
     if orphans and not prefect.get("running_runs"):
         t.add(5, f"{len(orphans)} offload process(es) running in {spark_name} with no RUNNING flow run (orphans of "
                  "a timed-out task)")
     if classes.get("timeout") or 5 in t.evidence:
         for table, info in (clickhouse.get("tables") or {}).items():
-            if info.get("volume") in ("elevated", "spike"):
+            if info.get("volume") in ("elevated", "spike") and (not failing or table in failing):
                 t.add(5, f"{table}: {info.get('rows_last_hour')} rows in the last hour ({info.get('volume')})", [table])
         for q in clickhouse.get("long_running_queries") or []:
             t.add(5, f"long-running ClickHouse query ({q.get('elapsed')} s): {str(q.get('query'))[:120]}")

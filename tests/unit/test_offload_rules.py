@@ -297,3 +297,12 @@ def test_bare_exit_code_alone_points_at_the_job():
     facts = healthy_facts()
     facts["prefect"]["flow_runs"] = [failed_run("✗ Offload failed: bronze_trades_binance", "  Exit code: 1")]
     assert scenario_numbers(rules.triage(facts, TABLES, now=NOW)) == [3]
+
+
+def test_timeout_names_the_timed_out_table_and_ignores_busy_unrelated_tables():
+    facts = healthy_facts()
+    facts["prefect"]["flow_runs"] = [failed_run("✗ Offload timeout: bronze_trades_binance (exceeded 10 minutes)")]
+    facts["clickhouse"]["tables"]["bronze_trades_kraken"].update(volume="elevated", rows_last_hour=6_000_000)
+    scenario = rules.triage(facts, TABLES, now=NOW)["scenarios"][0]
+    assert scenario["tables"] == ["bronze_trades_binance"]
+    assert not any("bronze_trades_kraken" in e for e in scenario["evidence"])
