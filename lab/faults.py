@@ -127,7 +127,7 @@ def wm_history_bloat(dc, cfg, table):
 
 def volume_spike(dc, cfg, table):
     # K2's job cost grows with the rows; the lab's Spark is fast, so the fault also bounds its throughput.
-    fault_file("job-throughput", "10000")(dc, cfg, table)
+    fault_file("job-throughput", "3000")(dc, cfg, table)
     with lab_clients.pg(cfg) as conn, conn.cursor() as cur:
         column = "last_offload_timestamp" if cfg.watermark_layout == "state" else "max_timestamp"
         cur.execute(f"SELECT max({column}) FROM offload_watermarks WHERE table_name = %s", (table,))  # noqa: S608
