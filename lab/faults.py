@@ -21,6 +21,7 @@ from config import LabConfig
 from stack import LAB, LabError, wait_for
 
 DEFAULT_TABLE = "bronze_trades_binance"
+JOB_OOM_MARKER = "/run/lab-pressure/job-oom"
 JDBC_SOURCE = LAB / "images/spark-iceberg/clickhouse-jdbc-0.4.6-all.jar"
 
 
@@ -78,6 +79,11 @@ def fault_file(name: str, content: str = "1"):
         cfg.faults_dir.mkdir(parents=True, exist_ok=True)
         (cfg.faults_dir / name).write_text(content if content != "timeout" else str(cfg.task_timeout_seconds + 20))
     return inject
+
+
+def job_oom(dc, cfg, table):
+    # In the Spark container's tmpfs: the pressure persists across jobs and a container restart relieves it.
+    dc.containers.get("k2-spark-iceberg").exec_run(["touch", JOB_OOM_MARKER])
 
 
 def jdbc_missing(dc, cfg, table):
@@ -150,7 +156,7 @@ FAULTS = {f.name: f for f in (
           clickhouse_memory),
     Fault("clickhouse-disconnected", 2, "k2-clickhouse disconnected from the lab network", disconnect),
     Fault("spark-stopped", 3, "k2-spark-iceberg stopped: docker exec fails", stop("k2-spark-iceberg")),
-    Fault("job-oom", 3, "the offload job is OOM-killed inside k2-spark-iceberg (exit 137)", fault_file("job-oom")),
+    Fault("job-oom", 3, "the offload job is OOM-killed inside k2-spark-iceberg (exit 137)", job_oom),
     Fault("jdbc-missing", 3, "the JDBC driver file is missing from /opt/spark/jars", jdbc_missing),
     Fault("warehouse-permissions", 3, "the Iceberg warehouse is not writable (owner nobody, r-x)",
           warehouse_permissions),
@@ -221,6 +227,9 @@ def clear(dc, cfg: LabConfig, reset_table: Callable[[str], None]) -> list[str]:
             network.connect(ctr, aliases=[ctr.attrs["Config"]["Hostname"]])
             actions.append(f"reconnected {ctr.name} to {cfg.network}")
     spark.reload()
+    if spark.exec_run(["test", "-e", JOB_OOM_MARKER]).exit_code == 0:
+        spark.exec_run(["rm", "-f", JOB_OOM_MARKER])
+        actions.append("relieved the Spark container's memory pressure")
     if spark.exec_run(["test", "-f", cfg.jdbc_jar]).exit_code != 0:
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:

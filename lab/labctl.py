@@ -9,7 +9,6 @@ import json
 import shutil
 import sys
 import time
-from datetime import timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -204,22 +203,10 @@ def watermark_of(cfg: LabConfig, table: str):
 
 def truth(cfg: LabConfig, table: str) -> dict:
     t = by_source(table)
-    upper = watermark_of(cfg, table)
-    ch = lab_clients.clickhouse(cfg)
-    columns = t["columns"].split(",") if t["columns"] != "*" else None
-    if upper is None or upper.year == 1970:
-        return {"table": table, "watermark": None, "hot_rows": 0, "cold_rows": 0, "missing": 0, "duplicated": 0}
-    lower = ch.query(f"SELECT min({t['timestamp_col']}) FROM {table}").first_row[0]  # noqa: S608 - config names
-    fmt = "%Y-%m-%d %H:%M:%S.%f"  # explicit: clickhouse-connect would drop the sub-second part of a datetime
-    hot = ch.query_arrow(f"SELECT {t['columns']} FROM {table} WHERE {t['timestamp_col']} >= %(lo)s AND "  # noqa: S608
-                         f"{t['timestamp_col']} <= %(hi)s", parameters={
-                             "lo": lower.strftime(fmt), "hi": upper.astimezone(timezone.utc).strftime(fmt)})
-    columns = columns or hot.column_names
-    lower_utc = lower.replace(tzinfo=timezone.utc) if lower.tzinfo is None else lower
-    cold = offload_truth.read_cold(cfg.warehouse_dir, t["target_table"], columns, t["timestamp_col"],
-                                   lower_utc, upper)
-    result = offload_truth.compare(hot, cold, columns)
-    return {"table": table, "watermark": upper.isoformat(), **result}
+    entry = {"source": table, "target": t["target_table"], "timestamp_col": t["timestamp_col"],
+             "columns": t["columns"]}
+    return offload_truth.table_truth(lab_clients.clickhouse(cfg), entry, watermark_of(cfg, table), cfg.warehouse_dir,
+                                     "/home/iceberg/warehouse")
 
 
 def verify_data(cfg: LabConfig, args) -> int:

@@ -118,6 +118,8 @@ def service_specs(cfg: LabConfig) -> list[dict]:
              binds={str(SERVICES / "offload"): "/home/iceberg/offload",
                     str(cfg.faults_dir): "/run/lab-faults"},
              rw_binds={str(cfg.warehouse_dir): "/home/iceberg/warehouse"},
+             # Memory pressure lives in the container's tmpfs: a restart relieves it, as on K2 (runbook 3a).
+             tmpfs={"/run/lab-pressure": "size=1m"},
              env={**db_env, **offload_env, "JAVA_HOME": _java_home(), "LAB_FAULT_DIR": "/run/lab-faults"}),
         dict(name="k2-prefect-worker", image="k2-lab/prefect:1", aliases=["prefect-worker"], mem="768m",
              ports={8000: cfg.port_metrics},
@@ -188,7 +190,7 @@ def ensure_container(dc, cfg: LabConfig, spec: dict) -> str:
         spec["image"], name=spec["name"], command=spec.get("command"), labels={**LABELS, "io.k2-lab.service": spec["name"], ROOT_LABEL: str(PROJECT_ROOT)},
         environment={**common["env"], **spec.get("env", {})}, volumes=volumes, mem_limit=spec["mem"],
         ports={f"{c}/tcp": ("127.0.0.1", h) for c, h in spec.get("ports", {}).items()},
-        cap_drop=spec.get("cap_drop"), hostname=spec["aliases"][0], detach=True)
+        cap_drop=spec.get("cap_drop"), tmpfs=spec.get("tmpfs"), hostname=spec["aliases"][0], detach=True)
     dc.networks.get(cfg.network).connect(ctr, aliases=spec["aliases"])
     ctr.start()
     return "created"

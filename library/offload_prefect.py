@@ -7,7 +7,7 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: offload_prefect
-short_description: Inspect K2's Iceberg offload orchestration in Prefect 3 (deployment, flow runs, worker)
+short_description: Inspect K2's Iceberg offload orchestration in Prefect 3, and trigger a verifying flow run
 description:
   - Runbook "Iceberg Offload Consecutive Failures", diagnosis steps 2 and 3, through Prefect's REST API (no
     Prefect client library).
@@ -20,23 +20,35 @@ description:
     into the tables that failed.
   - A Prefect server that cannot be reached is a finding (RV(reachable=false) with a one-line RV(error)), not a
     failure. The module fails only on bad input.
-  - Read-only. Later versions add the actions C(trigger) and C(wait).
+  - O(action=inspect) only reads. O(action=trigger) creates one flow run of the deployment (the runbook's
+    C(prefect deployment run ...) of "Verify recovery"), but only when no run of it is in flight, and waits for
+    the run's final state; a run already in flight is waited for instead of starting a second one (two runs at
+    once double rows on K2).
 version_added: "1.0.0"
 author: K2 offload automation
 attributes:
   check_mode:
     support: full
-    details: Read-only; runs the same in check mode.
+    details: C(inspect) runs the same in check mode; C(trigger) reports the run it would create and creates none.
   diff_mode:
     support: none
   idempotent:
-    support: full
+    support: partial
+    details: C(inspect) is read-only; C(trigger) creates a run only when none is in flight.
 options:
   action:
-    description: What to do. C(inspect) only reads.
+    description: C(inspect) only reads; C(trigger) creates (or joins) a flow run and waits for it.
     type: str
-    choices: [inspect]
+    choices: [inspect, trigger]
     default: inspect
+  parameters:
+    description: Flow run parameters for O(action=trigger) (K2's main flow takes none).
+    type: dict
+    default: {}
+  wait_timeout:
+    description: With O(action=trigger), seconds to wait for the run's final state; 0 returns at once.
+    type: int
+    default: 600
   api_url:
     description:
       - Base URL of Prefect's REST API, ending in C(/api) (K2 publishes the server on port 4200 of the Docker host).
@@ -221,10 +233,21 @@ worker_online:
   returned: always
   type: bool
   sample: true
+flow_run:
+  description: With O(action=trigger), the run created (or the one in flight that was joined), in its last state
+    seen; C(final) tells whether that state is final.
+  returned: when O(action=trigger)
+  type: dict
+  sample: {id: 1b99703f-97ac-4a48-86ea-76fb46a73da8, name: inventive-mantis, state_type: COMPLETED, final: true}
+triggered:
+  description: Whether a new run was created (false when one in flight was joined, or in check mode).
+  returned: when O(action=trigger)
+  type: bool
 """
 
 import json
 import socket
+import time
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from http.client import HTTPException
@@ -234,8 +257,8 @@ from urllib.parse import quote
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.offload_common import first_line, http_api_argument_spec, to_json_safe
 from ansible.module_utils.offload_prefect_logic import (
-    ACTIVE_STATES, FAILURE_STATES, api_url_problem, consecutive_failures, count_states, deployment_summary,
-    parse_deployment_name, run_failure_details, summarize_run, summarize_workers, tables_from_state_message,
+    ACTIVE_STATES, FAILURE_STATES, FINAL_STATES, api_url_problem, consecutive_failures, count_states, deployment_summary,
+    parse_deployment_name, run_failure_details, state_type, summarize_run, summarize_workers, tables_from_state_message,
     unique, work_pool_summary)
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, open_url
 
@@ -459,10 +482,41 @@ def inspect(module: AnsibleModule, flow: str, name: str) -> dict:
     return result
 
 
+def trigger(module: AnsibleModule, flow: str, name: str) -> dict:
+    """Create one run of the deployment unless one is in flight, then wait for the run's final state."""
+    params = module.params
+    api = PrefectAPI(params["api_url"], params["timeout"], params["validate_certs"])
+    inspector = Inspector(module, api)
+    try:
+        deployment = inspector.deployment(flow, name)
+        if deployment is None:
+            module.fail_json(msg=inspector.error or f"Deployment {params['deployment']!r} does not exist.")
+        in_flight = inspector.active_runs(deployment["id"])
+        if in_flight:
+            run, triggered = api.get(f"/flow_runs/{in_flight[0]}"), False
+        elif module.check_mode:
+            return {"changed": True, "triggered": False, "flow_run": None,
+                    "msg": f"would create a flow run of {params['deployment']} (check mode)"}
+        else:
+            run = api.post(f"/deployments/{deployment['id']}/create_flow_run", {"parameters": params["parameters"]})
+            triggered = True
+        deadline = time.monotonic() + params["wait_timeout"]
+        while state_type(run) not in FINAL_STATES and time.monotonic() < deadline:
+            time.sleep(1)
+            run = api.get(f"/flow_runs/{run['id']}")
+    except (PrefectUnreachable, PrefectHTTPError) as exc:
+        module.fail_json(msg=f"Cannot trigger a run of {params['deployment']!r}: {exc}")
+    summary = summarize_run(run)
+    summary["final"] = summary["state_type"] in FINAL_STATES
+    return {"changed": triggered, "triggered": triggered, "flow_run": summary}
+
+
 def main() -> None:
     argument_spec = http_api_argument_spec("http://127.0.0.1:4200/api", "PREFECT_API_URL")
     argument_spec.update(
-        action={"type": "str", "default": "inspect", "choices": ["inspect"]},
+        action={"type": "str", "default": "inspect", "choices": ["inspect", "trigger"]},
+        parameters={"type": "dict", "default": {}},
+        wait_timeout={"type": "int", "default": 600},
         deployment={"type": "str", "default": "iceberg-offload-main/iceberg-offload-15min"},
         work_pool={"type": "str", "default": "iceberg-offload"},
         recent_runs={"type": "int", "default": 10},
@@ -488,7 +542,10 @@ def main() -> None:
     if params["timeout"] <= 0:
         module.fail_json(msg=f"timeout must be positive, got {params['timeout']}.")
 
-    module.exit_json(**to_json_safe(inspect(module, flow, name)))
+    if params["wait_timeout"] < 0:
+        module.fail_json(msg=f"wait_timeout must be >= 0, got {params['wait_timeout']}.")
+    action = trigger if params["action"] == "trigger" else inspect
+    module.exit_json(**to_json_safe(action(module, flow, name)))
 
 
 if __name__ == "__main__":

@@ -123,3 +123,27 @@ def compare(hot, cold, columns: list[str]) -> dict:
     duplicated = pc.sum(pc.max_element_wise(pc.negate(diff), 0)).as_py() or 0
     return {"hot_rows": hot.num_rows, "cold_rows": cold.num_rows, "missing": int(missing),
             "duplicated": int(duplicated)}
+
+
+def table_truth(client, table: dict, upper: datetime | None, warehouse, written_warehouse: str,
+                database: str | None = None) -> dict:
+    """Hot vs cold rows of one TABLE_CONFIG entry over [oldest hot row, upper] (upper = the watermark).
+
+    client is a clickhouse-connect client; names come from validated TABLE_CONFIG entries."""
+    from datetime import timezone as tz
+    source, ts_col = table["source"], table["timestamp_col"]
+    if upper is None or upper.year == 1970:
+        return {"table": source, "watermark": None, "hot_rows": 0, "cold_rows": 0, "missing": 0, "duplicated": 0}
+    qualified = f"{database}.{source}" if database else source
+    lower = client.query(f"SELECT min({ts_col}) FROM {qualified}").first_row[0]  # noqa: S608 - validated names
+    select = table.get("columns") or "*"
+    fmt = "%Y-%m-%d %H:%M:%S.%f"  # explicit: clickhouse-connect would drop the sub-second part of a datetime
+    upper_utc = upper.astimezone(tz.utc) if upper.tzinfo else upper.replace(tzinfo=tz.utc)
+    hot = client.query_arrow(f"SELECT {select} FROM {qualified} WHERE {ts_col} >= %(lo)s AND "  # noqa: S608
+                             f"{ts_col} <= %(hi)s", parameters={"lo": lower.strftime(fmt),
+                                                                  "hi": upper_utc.strftime(fmt)})
+    columns = select.split(",") if select != "*" else hot.column_names
+    lower_utc = lower.replace(tzinfo=tz.utc) if lower.tzinfo is None else lower
+    cold = read_cold(warehouse, table["target"], columns, ts_col, lower_utc, upper_utc, written_warehouse)
+    return {"table": source, "watermark": upper_utc.isoformat(), "window_start": lower_utc.isoformat(),
+            **compare(hot, cold, columns)}

@@ -1,0 +1,230 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: K2 offload automation contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: offload_run_job
+short_description: Run one K2 offload job by hand inside the Spark container, safely
+description:
+  - The runbook's "Trigger manual offload test" (Scenario 2, step 5) and Scenario 5's "manual offload with a longer
+    timeout": C(docker exec k2-spark-iceberg python3 offload_generic.py --source-table ...) for one table.
+  - Refuses while another offload of the same table runs in the container (K2 has no lock: two jobs of one table
+    double its rows).
+  - Always passes the table's configured C(--columns): the job's default C(*) breaks silver on K2.
+  - Applies O(timeout) and, when it expires, stops the job inside the container (TERM, then KILL): a killed
+    C(docker exec) client does not stop the process it started.
+  - Success is exit code 0 AND one of O(success_patterns) AND none of O(failure_patterns): K2's job exits 0 after
+    "Failed to update watermark", which silently causes duplicates on the next run.
+  - The flow-run guard (a RUNNING flow run of the deployment) is the caller's, with M(offload_prefect); the role
+    C(offload_manual_offload) does both.
+version_added: "1.0.0"
+author: K2 offload automation
+attributes:
+  check_mode:
+    support: full
+    details: Checks the guard and returns the command it would run (RV(command)); runs nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details: Every run offloads the rows that arrived since the last watermark.
+options:
+  container:
+    description: The Spark container.
+    type: str
+    default: k2-spark-iceberg
+  script:
+    description: Path of the offload script inside the container.
+    type: str
+    default: /home/iceberg/offload/offload_generic.py
+  python:
+    description: Python interpreter inside the container.
+    type: str
+    default: python3
+  table:
+    description: The table's TABLE_CONFIG entry (one element of the inventory's C(k2_tables)).
+    type: dict
+    required: true
+    suboptions:
+      source: {description: ClickHouse source table (the watermark key)., type: str, required: true}
+      target: {description: "Iceberg table, C(namespace.name).", type: str, required: true}
+      layer: {description: Medallion layer., type: str, required: true, choices: [bronze, silver, gold]}
+      timestamp_col: {description: Cursor timestamp column., type: str, required: true}
+      sequence_col: {description: Cursor sequence column., type: str, required: true}
+      columns: {description: "Comma-separated column list passed as C(--columns).", type: str, default: "*"}
+  timeout:
+    description: Seconds before the job is stopped inside the container (K2's task timeout is 600).
+    type: int
+    default: 600
+  success_patterns:
+    description: Lines that mean success; one must appear (K2 prints the first, the runbook expects the second).
+    type: list
+    elements: str
+    default: [Offload job completed successfully, Offload completed successfully]
+  failure_patterns:
+    description: Lines that mean failure even with exit code 0.
+    type: list
+    elements: str
+    default: [Failed to update watermark]
+  output_lines:
+    description: How many of the job's last output lines to return.
+    type: int
+    default: 40
+requirements:
+  - The C(docker) CLI on the Docker host.
+"""
+
+EXAMPLES = r"""
+- name: Single-table manual offload test (runbook Scenario 2, step 5)
+  offload_run_job:
+    table: "{{ k2_tables | selectattr('source', 'equalto', 'bronze_trades_binance') | first }}"
+    timeout: 600
+  register: manual_offload
+"""
+
+RETURN = r"""
+command:
+  description: The argv that was (or in check mode would be) executed on the Docker host.
+  returned: always
+  type: list
+  elements: str
+rc:
+  description: Exit code of the job; null if it was stopped on timeout or did not run.
+  returned: always
+  type: int
+succeeded:
+  description: Exit 0, a success line and no failure line.
+  returned: always
+  type: bool
+reason:
+  description: One line saying why the run is (not) a success.
+  returned: always
+  type: str
+timed_out:
+  description: Whether O(timeout) expired.
+  returned: always
+  type: bool
+stopped_pids:
+  description: PIDs (in the container) of the job's processes stopped after the timeout.
+  returned: always
+  type: list
+  elements: int
+rows_offloaded:
+  description: Rows the job reports ("Rows offloaded"); null if it did not say.
+  returned: always
+  type: int
+duration_seconds:
+  description: Wall time of the run.
+  returned: always
+  type: float
+output_tail:
+  description: The last O(output_lines) lines of the job's output.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import subprocess
+import time
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.offload_common import check_tables, tables_argument_spec
+from ansible.module_utils.offload_docker import CONTAINER_NAME, DockerCLI, DockerError
+from ansible.module_utils.offload_rules import parse_offload_processes
+from ansible.module_utils.offload_run_job_logic import job_argv, judge, rows_offloaded
+
+PS_ARGV = ["ps", "-eo", "pid=,etimes=,args="]
+
+
+def jobs_of_table(docker: DockerCLI, container: str, script: str, table: str) -> list[dict]:
+    rc, out, err = docker.exec(container, PS_ARGV)
+    if rc != 0:
+        raise DockerError(f"cannot list processes in container {container}: "
+                          f"{(err or out or str(rc)).strip().splitlines()[-1]}")
+    return [j for j in parse_offload_processes(out, script.rsplit("/", 1)[-1]) if j["table"] == table]
+
+
+def stop_jobs(docker: DockerCLI, container: str, script: str, table: str) -> list[int]:
+    """TERM the table's jobs in the container, KILL what is left after 5 s; returns the PIDs found."""
+    pids = [j["pid"] for j in jobs_of_table(docker, container, script, table)]
+    if pids:
+        docker.exec(container, ["kill", "-TERM", *map(str, pids)])
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and jobs_of_table(docker, container, script, table):
+            time.sleep(0.5)
+        left = [j["pid"] for j in jobs_of_table(docker, container, script, table)]
+        if left:
+            docker.exec(container, ["kill", "-KILL", *map(str, left)])
+    return pids
+
+
+def main() -> None:
+    table_options = tables_argument_spec()["tables"]["options"]
+    module = AnsibleModule(
+        argument_spec={
+            "container": {"type": "str", "default": "k2-spark-iceberg"},
+            "script": {"type": "str", "default": "/home/iceberg/offload/offload_generic.py"},
+            "python": {"type": "str", "default": "python3"},
+            "table": {"type": "dict", "required": True, "options": table_options},
+            "timeout": {"type": "int", "default": 600},
+            "success_patterns": {"type": "list", "elements": "str",
+                                 "default": ["Offload job completed successfully", "Offload completed successfully"]},
+            "failure_patterns": {"type": "list", "elements": "str", "default": ["Failed to update watermark"]},
+            "output_lines": {"type": "int", "default": 40},
+        },
+        supports_check_mode=True,
+    )
+    p = module.params
+    check_tables(module, [p["table"]])
+    if not CONTAINER_NAME.fullmatch(p["container"]):
+        module.fail_json(msg=f"Invalid container name {p['container']!r}.")
+    if p["timeout"] <= 0:
+        module.fail_json(msg=f"timeout must be positive, got {p['timeout']}.")
+    if not [s for s in p["success_patterns"] if s.strip()]:
+        module.fail_json(msg="success_patterns must name at least one success line.")
+    source = p["table"]["source"]
+    argv = job_argv(p["container"], p["python"], p["script"], p["table"])
+    result = {"changed": False, "command": ["docker", *argv], "rc": None, "succeeded": False, "timed_out": False,
+              "stopped_pids": [], "rows_offloaded": None, "duration_seconds": 0.0, "output_tail": []}
+    docker = DockerCLI(module)
+    try:
+        busy = jobs_of_table(docker, p["container"], p["script"], source)
+    except DockerError as exc:
+        module.fail_json(msg=str(exc), **result)
+    if busy:
+        module.fail_json(msg=f"Refusing to offload {source}: an offload of it is already running in {p['container']} "
+                             f"(pid {busy[0]['pid']}, {busy[0]['elapsed_seconds']} s); two concurrent runs double "
+                             "its rows.", **result)
+    if module.check_mode:
+        module.exit_json(**{**result, "changed": True, "reason": f"would run the offload of {source} (check mode)"})
+
+    started = time.monotonic()
+    proc = subprocess.Popen([docker.binary, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            errors="replace")
+    try:
+        output, _ = proc.communicate(timeout=p["timeout"])
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        output, _ = proc.communicate()
+        result["timed_out"] = True
+        try:
+            result["stopped_pids"] = stop_jobs(docker, p["container"], p["script"], source)
+        except DockerError as exc:
+            module.warn(f"could not stop the timed-out job of {source}: {exc}")
+    lines = (output or "").splitlines()
+    result.update(changed=True, rc=None if result["timed_out"] else proc.returncode,
+                  duration_seconds=round(time.monotonic() - started, 2),
+                  output_tail=lines[-p["output_lines"]:] if p["output_lines"] else [],
+                  rows_offloaded=rows_offloaded(lines))
+    result["succeeded"], result["reason"] = judge(result["rc"], lines, p["success_patterns"], p["failure_patterns"],
+                                                  p["timeout"] if result["timed_out"] else None)
+    if not result["succeeded"]:
+        module.fail_json(msg=f"Manual offload of {source} failed: {result['reason']}", **result)
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: K2 offload automation contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: offload_truth_check
+short_description: Prove that no row was lost or doubled between ClickHouse (hot) and Iceberg (cold)
+description:
+  - The truth check every data-touching remediation ends with. For each table, the rows of the hot tier between its
+    oldest row (older rows are gone by TTL) and the watermark are compared with the rows of the cold tier in the
+    same window, as a multiset of whole rows (every configured column).
+  - RV(tables[].missing) counts rows the hot tier holds more often than the cold tier (lost if the TTL deletes
+    them); RV(tables[].duplicated) counts extra copies in the cold tier.
+  - Reads the Iceberg table's current snapshot from the warehouse directory on the Docker host (K2's Hadoop
+    catalog on a local filesystem), without Spark.
+version_added: "1.0.0"
+author: K2 offload automation
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+options:
+  tables:
+    description: TABLE_CONFIG entries to check (elements of the inventory's C(k2_tables)).
+    type: list
+    elements: dict
+    required: true
+  watermarks:
+    description:
+      - Upper bound of the window per source table, normally the watermark (ISO 8601), or M(offload_watermark)'s
+        RV(offload_watermark#module:watermarks) as is. Tables without one are reported with C(watermark=null) and zero
+        counts (nothing was offloaded yet).
+    type: dict
+    required: true
+  warehouse_path:
+    description: The Iceberg warehouse as the Docker host sees it (K2 bind-mounts it into the Spark container).
+    type: path
+    required: true
+  written_warehouse_path:
+    description: The warehouse path the Spark container writes into the table metadata.
+    type: str
+    default: /home/iceberg/warehouse
+  fail_on_mismatch:
+    description: Fail when any table has a missing or duplicated row.
+    type: bool
+    default: false
+extends_documentation_fragment: []
+notes:
+  - The ClickHouse connection options are those of M(offload_clickhouse) (C(clickhouse_host), C(clickhouse_port),
+    C(clickhouse_user), C(clickhouse_password), C(clickhouse_database), C(connect_timeout)).
+requirements:
+  - clickhouse-connect, pyarrow and pyiceberg on the Docker host.
+"""
+
+EXAMPLES = r"""
+- name: Truth check of the bronze tables up to their watermarks
+  offload_truth_check:
+    tables: "{{ k2_tables | selectattr('layer', 'equalto', 'bronze') | list }}"
+    watermarks: {bronze_trades_binance: "2026-11-26T10:43:14.196000+00:00"}
+    warehouse_path: /srv/k2/warehouse
+    clickhouse_password: "{{ k2_clickhouse_password }}"
+    fail_on_mismatch: true
+"""
+
+RETURN = r"""
+tables:
+  description: Per table, C(hot_rows), C(cold_rows), C(missing), C(duplicated), C(window_start), C(watermark), and
+    C(error) (one line) when the table could not be checked.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{table: bronze_trades_binance, hot_rows: 70149, cold_rows: 70149, missing: 0, duplicated: 0}]
+clean:
+  description: No table has a missing or duplicated row, and every table could be checked.
+  returned: always
+  type: bool
+missing:
+  description: Missing rows over all tables.
+  returned: always
+  type: int
+duplicated:
+  description: Duplicated rows over all tables.
+  returned: always
+  type: int
+"""
+
+import os
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.offload_clickhouse_logic import one_line_error, parse_timestamp
+from ansible.module_utils.offload_common import (
+    check_tables, clickhouse_argument_spec, invalid_identifiers, tables_argument_spec, to_json_safe)
+
+try:
+    import clickhouse_connect
+    from ansible.module_utils.offload_truth import table_truth
+    HAS_LIBS, LIBS_ERROR = True, None
+except ImportError as exc:  # pragma: no cover - depends on the Docker host
+    HAS_LIBS, LIBS_ERROR = False, exc
+
+
+def main() -> None:
+    spec = clickhouse_argument_spec()
+    spec.update(tables_argument_spec())
+    spec.update(watermarks={"type": "dict", "required": True}, warehouse_path={"type": "path", "required": True},
+                written_warehouse_path={"type": "str", "default": "/home/iceberg/warehouse"},
+                fail_on_mismatch={"type": "bool", "default": False})
+    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
+    p = module.params
+    check_tables(module, p["tables"])
+    if invalid_identifiers([p["clickhouse_database"]]):
+        module.fail_json(msg=f"Invalid database name {p['clickhouse_database']!r}.")
+    if not os.path.isdir(p["warehouse_path"]):
+        module.fail_json(msg=f"warehouse_path {p['warehouse_path']} is not a directory on {os.uname().nodename}.")
+    bounds = {}
+    for table, value in (p["watermarks"] or {}).items():
+        if isinstance(value, dict):  # offload_watermark's result passes as is
+            value = value.get("timestamp")
+        try:
+            bounds[table] = parse_timestamp(value) if value not in (None, "") else None
+        except (TypeError, ValueError):
+            module.fail_json(msg=f"watermarks[{table!r}]: {str(value)[:80]!r} is not an ISO 8601 timestamp.")
+    if not HAS_LIBS:
+        module.fail_json(msg=missing_required_lib("clickhouse-connect, pyarrow and pyiceberg"), exception=str(LIBS_ERROR))
+
+    secrets = (p["clickhouse_password"],)
+    try:
+        client = clickhouse_connect.get_client(
+            host=p["clickhouse_host"], port=p["clickhouse_port"], username=p["clickhouse_user"],
+            password=p["clickhouse_password"] or "", database=p["clickhouse_database"],
+            connect_timeout=p["connect_timeout"], send_receive_timeout=300, autogenerate_session_id=False,
+            client_name="k2-offload-ansible", query_retries=0)
+    except Exception as exc:  # noqa: BLE001 - clickhouse-connect raises several unrelated types
+        module.fail_json(msg=f"ClickHouse at {p['clickhouse_host']}:{p['clickhouse_port']}: "
+                             f"{one_line_error(str(exc) or type(exc).__name__, secrets)}")
+    results = []
+    for table in p["tables"]:
+        try:
+            results.append(table_truth(client, table, bounds.get(table["source"]), p["warehouse_path"],
+                                       p["written_warehouse_path"]))
+        except Exception as exc:  # noqa: BLE001 - a table that cannot be read is a finding with its name
+            results.append({"table": table["source"], "error": f"{table['source']}: "
+                                                              f"{one_line_error(str(exc) or type(exc).__name__, secrets)}"})
+    missing = sum(r.get("missing", 0) for r in results)
+    duplicated = sum(r.get("duplicated", 0) for r in results)
+    clean = missing == 0 and duplicated == 0 and not any(r.get("error") for r in results)
+    out = to_json_safe({"changed": False, "tables": results, "missing": missing, "duplicated": duplicated,
+                        "clean": clean})
+    if p["fail_on_mismatch"] and not clean:
+        module.fail_json(msg=f"Truth check failed: {missing} missing and {duplicated} duplicated row(s) "
+                             f"({'; '.join(r['error'] for r in results if r.get('error')) or 'see tables'}).", **out)
+    module.exit_json(**out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+# -*- coding: utf-8 -*-
+# PRIVATE to this project's modules: the Docker CLI on the Docker host, and the pure logic that reads its
+# output. The CLI (not community.docker's docker_container) because a remediation must start, restart or
+# reconnect a container without ever re-creating it: `docker start/restart/network connect` cannot recreate.
+from __future__ import annotations
+
+import json
+import re
+
+from ansible.module_utils.offload_rules import normalize_container, parse_size
+
+CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+
+
+class DockerError(Exception):
+    """A docker command failed; the message is one line that names the command's object."""
+
+
+def container_state(name: str, inspect: dict | None, stats_line: str = "") -> dict:
+    """The container as the runbook reads it (`docker inspect` State, `docker stats`), plus its memory fraction."""
+    stats = {}
+    if stats_line.strip():
+        try:
+            stats = json.loads(stats_line)
+        except ValueError:
+            stats = {}
+    state = normalize_container(name, inspect, stats)
+    limit = state.get("memory_limit") or parse_size(str(stats.get("MemUsage", "")).partition("/")[2])
+    usage = state.get("memory_usage")
+    state["memory_fraction"] = round(usage / limit, 4) if usage and limit else None
+    if inspect:
+        state["error"] = (inspect.get("State") or {}).get("Error") or None
+        state["restart_count"] = inspect.get("RestartCount", 0)
+    return state
+
+
+def log_tail(text: str, lines: int) -> list[str]:
+    return [line for line in (text or "").splitlines() if line.strip()][-lines:] if lines else []
+
+
+def error_lines(lines: list[str]) -> list[str]:
+    """The runbook's `docker logs ... | grep -i error` (plus fatal/segfault lines of a crash)."""
+    return [line for line in lines if re.search(r"error|fatal|segmentation fault|exception|killed", line, re.I)]
+
+
+class DockerCLI:
+    """`docker` run through AnsibleModule.run_command (no shell)."""
+
+    def __init__(self, module, binary: str = "docker") -> None:
+        self.module = module
+        self.binary = module.get_bin_path(binary, required=False) or binary
+
+    def run(self, *args: str, check: bool = True) -> tuple[int, str, str]:
+        rc, out, err = self.module.run_command([self.binary, *args])
+        if check and rc != 0:
+            detail = (err or out or f"exit code {rc}").strip().splitlines()
+            raise DockerError(f"`docker {' '.join(args[:3])}` failed: {detail[-1] if detail else rc}")
+        return rc, out, err
+
+    def inspect(self, name: str) -> dict | None:
+        rc, out, err = self.run("container", "inspect", name, check=False)
+        if rc != 0:
+            if "No such" in (err or "") or "no such" in (err or ""):
+                return None
+            raise DockerError(f"cannot inspect container {name}: {(err or out).strip().splitlines()[-1:] or rc}")
+        data = json.loads(out)
+        return data[0] if data else None
+
+    def state(self, name: str, with_memory: bool = False) -> dict:
+        inspect = self.inspect(name)
+        stats = ""
+        if with_memory and inspect and (inspect.get("State") or {}).get("Running"):
+            rc, out, _ = self.run("stats", "--no-stream", "--format", "{{json .}}", name, check=False)
+            stats = out.strip().splitlines()[0] if rc == 0 and out.strip() else ""
+        return container_state(name, inspect, stats)
+
+    def logs(self, name: str, lines: int) -> list[str]:
+        rc, out, err = self.run("logs", "--tail", str(lines), name, check=False)
+        return log_tail((out or "") + (err or ""), lines) if rc == 0 else []
+
+    def exec(self, container: str, argv: list[str], check: bool = False) -> tuple[int, str, str]:
+        return self.run("exec", container, *argv, check=check)
