@@ -16,8 +16,9 @@ description:
   - Always passes the table's configured C(--columns): the job's default C(*) breaks silver on K2.
   - Applies O(timeout) and, when it expires, stops the job inside the container (TERM, then KILL): a killed
     C(docker exec) client does not stop the process it started.
-  - Success is exit code 0 AND one of O(success_patterns) AND none of O(failure_patterns): K2's job exits 0 after
-    "Failed to update watermark", which silently causes duplicates on the next run.
+  - Success is exit code 0 AND one of O(success_patterns) (or O(no_data_patterns)) AND none of
+    O(failure_patterns): K2's job exits 0 after "Failed to update watermark", which silently causes duplicates on
+    the next run.
   - The flow-run guard (a RUNNING flow run of the deployment) is the caller's, with M(offload_prefect); the role
     C(offload_manual_offload) does both.
 version_added: "1.0.0"
@@ -69,6 +70,13 @@ options:
     type: list
     elements: str
     default: [Failed to update watermark]
+  no_data_patterns:
+    description:
+      - Lines that mean "nothing new to offload" (exit 0 without a success line); such a run succeeds with
+        RV(rows_offloaded=0). K2 leaves the watermark row C(running) after such a run.
+    type: list
+    elements: str
+    default: [No new data to offload, No new rows to offload]
   output_lines:
     description: How many of the job's last output lines to return.
     type: int
@@ -91,7 +99,7 @@ command:
   returned: always
   type: list
   elements: str
-rc:
+exit_code:
   description: Exit code of the job; null if it was stopped on timeout or did not run.
   returned: always
   type: int
@@ -173,6 +181,8 @@ def main() -> None:
             "success_patterns": {"type": "list", "elements": "str",
                                  "default": ["Offload job completed successfully", "Offload completed successfully"]},
             "failure_patterns": {"type": "list", "elements": "str", "default": ["Failed to update watermark"]},
+            "no_data_patterns": {"type": "list", "elements": "str",
+                                 "default": ["No new data to offload", "No new rows to offload"]},
             "output_lines": {"type": "int", "default": 40},
         },
         supports_check_mode=True,
@@ -187,7 +197,7 @@ def main() -> None:
         module.fail_json(msg="success_patterns must name at least one success line.")
     source = p["table"]["source"]
     argv = job_argv(p["container"], p["python"], p["script"], p["table"])
-    result = {"changed": False, "command": ["docker", *argv], "rc": None, "succeeded": False, "timed_out": False,
+    result = {"changed": False, "command": ["docker", *argv], "exit_code": None, "succeeded": False, "timed_out": False,
               "stopped_pids": [], "rows_offloaded": None, "duration_seconds": 0.0, "output_tail": []}
     docker = DockerCLI(module)
     try:
@@ -215,11 +225,12 @@ def main() -> None:
         except DockerError as exc:
             module.warn(f"could not stop the timed-out job of {source}: {exc}")
     lines = (output or "").splitlines()
-    result.update(changed=True, rc=None if result["timed_out"] else proc.returncode,
+    result.update(changed=True, exit_code=None if result["timed_out"] else proc.returncode,
                   duration_seconds=round(time.monotonic() - started, 2),
                   output_tail=lines[-p["output_lines"]:] if p["output_lines"] else [],
                   rows_offloaded=rows_offloaded(lines))
-    result["succeeded"], result["reason"] = judge(result["rc"], lines, p["success_patterns"], p["failure_patterns"],
+    result["succeeded"], result["reason"] = judge(result["exit_code"], lines, p["success_patterns"],
+                                                  p["failure_patterns"], p["no_data_patterns"],
                                                   p["timeout"] if result["timed_out"] else None)
     if not result["succeeded"]:
         module.fail_json(msg=f"Manual offload of {source} failed: {result['reason']}", **result)

@@ -38,6 +38,7 @@ LOG_CLASSES = (
                            r"Failed to write to Iceberg|OutOfMemoryError|is not running|No such container|"
                            r"JDBC driver not found|Permission denied|Unhandled exception", re.I)),
 )
+FINAL_RUN_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 GENERIC_PROCESS_LINE = re.compile(r"Exit code: 1\b|CalledProcessError|Unhandled exception", re.I)
 CLASS_SCENARIO = {"connection": 2, "process": 3, "watermark": 4, "timeout": 5}
 TABLE_IN_LINE = re.compile(r"Offload (?:failed|timeout):\s*([A-Za-z0-9_]+)|Offload failed for ([A-Za-z0-9_]+)|"
@@ -150,8 +151,16 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
     alerts = facts.get("alerts") or {}
 
     # Which tables fail, and the signals that say so (Prometheus is optional: K2 often exports nothing).
-    failing, failure_evidence = set(), []
+    failing, failure_evidence, stale_alerts = set(), [], []
+    # The alert's increase() window keeps it firing up to 15 min after a recovery: an alert whose table's newest
+    # finished run COMPLETED and whose watermark is not failing is stale, not a failure.
+    newest_final = next((r for r in prefect.get("flow_runs") or [] if r.get("state_type") in FINAL_RUN_STATES), None)
+    recovered = bool(newest_final) and newest_final.get("state_type") == "COMPLETED"
     for table in alerts.get("alert_tables") or []:
+        wm = (watermarks.get("watermarks") or {}).get(table) or {}
+        if recovered and (wm.get("failure_count") or 0) < 3 and wm.get("status") != "failed":
+            stale_alerts.append(table)
+            continue
         failing.add(table)
         failure_evidence.append(f"alert IcebergOffloadConsecutiveFailures active for {table}")
     for table, wm in (watermarks.get("watermarks") or {}).items():
@@ -258,6 +267,7 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
     headroom = ttl_headroom(clickhouse, wm_info, now)
     return {"status": "healthy" if not scenarios else ("unknown" if scenarios[0]["key"] == "unknown" else "degraded"),
             "scenarios": scenarios, "failing_tables": sorted(failing), "error_classes": sorted(classes),
+            "stale_alert_tables": sorted(stale_alerts),
             "ttl_headroom_seconds": headroom,
             "min_ttl_headroom_seconds": min(headroom.values()) if headroom else None,
             "prometheus_metrics_exported": bool(alerts.get("reachable")) and alerts.get("metrics_empty") is False}
@@ -352,6 +362,9 @@ def summary_lines(result: dict) -> list[str]:
         lines.append(f"Scenario {s['scenario']}: {s['title']} - tables: {', '.join(s['tables']) or 'all'}")
         lines += [f"  evidence: {e}" for e in s["evidence"][:6]]
         lines.append(f"  next: {s['next_action']}")
+    if result.get("stale_alert_tables"):
+        lines.append(f"Alert still firing for {', '.join(result['stale_alert_tables'])} although the newest flow run "
+                     "COMPLETED and the watermark is healthy: it clears by itself within its 15-min window.")
     if result.get("min_ttl_headroom_seconds") is not None:
         hours = result["min_ttl_headroom_seconds"] / 3600
         worst = min(result["ttl_headroom_seconds"], key=result["ttl_headroom_seconds"].get)

@@ -24,8 +24,8 @@ def rows_offloaded(lines: list[str]) -> int | None:
 
 
 def judge(rc: int | None, lines: list[str], success_patterns: list[str], failure_patterns: list[str],
-          timed_out_after: int | None = None) -> tuple[bool, str]:
-    """(succeeded, one-line reason): exit 0 AND a success line AND no failure line."""
+          no_data_patterns: tuple | list = (), timed_out_after: int | None = None) -> tuple[bool, str]:
+    """(succeeded, one-line reason): exit 0 AND a success (or nothing-to-do) line AND no failure line."""
     if timed_out_after is not None:
         return False, f"timed out after {timed_out_after} s; the job was stopped inside the container"
     failure = next((line for line in lines for pat in failure_patterns if pat and pat in line), None)
@@ -36,5 +36,8 @@ def judge(rc: int | None, lines: list[str], success_patterns: list[str], failure
         return False, f"exit code 0 but the job logged a failure: {failure.strip()[:300]}"
     success = next((line for line in lines for pat in success_patterns if pat and pat in line), None)
     if success is None:
+        quiet = next((line for line in lines for pat in no_data_patterns if pat and pat in line), None)
+        if quiet is not None:
+            return True, f"exit code 0, nothing new to offload: '{quiet.strip()[:200]}'"
         return False, f"exit code 0 but none of the success lines {success_patterns} was printed"
     return True, f"exit code 0 and '{success.strip()[:200]}'"

@@ -306,3 +306,22 @@ def test_timeout_names_the_timed_out_table_and_ignores_busy_unrelated_tables():
     scenario = rules.triage(facts, TABLES, now=NOW)["scenarios"][0]
     assert scenario["tables"] == ["bronze_trades_binance"]
     assert not any("bronze_trades_kraken" in e for e in scenario["evidence"])
+
+
+def test_alert_still_firing_after_a_completed_run_is_stale_not_a_failure():
+    facts = healthy_facts(alerts={"reachable": True, "alert_tables": ["bronze_trades_kraken"], "metrics_empty": False},
+                          prefect={"reachable": True, "worker_online": True, "running_runs": [],
+                                   "flow_runs": [{"name": "ok", "state_type": "COMPLETED"}, failed_run("x")]})
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert result["status"] == "healthy" and result["failing_tables"] == []
+    assert result["stale_alert_tables"] == ["bronze_trades_kraken"]
+    assert any("clears by itself" in line for line in rules.summary_lines(result))
+
+
+def test_alert_with_a_failing_watermark_is_not_stale_even_after_a_completed_run():
+    facts = healthy_facts(alerts={"reachable": True, "alert_tables": ["bronze_trades_kraken"], "metrics_empty": False},
+                          prefect={"reachable": True, "worker_online": True, "running_runs": [],
+                                   "flow_runs": [{"name": "ok", "state_type": "COMPLETED"}]})
+    facts["watermarks"]["watermarks"]["bronze_trades_kraken"].update(status="failed", failure_count=3)
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert result["failing_tables"] == ["bronze_trades_kraken"] and result["stale_alert_tables"] == []

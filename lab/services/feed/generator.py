@@ -79,12 +79,23 @@ def spread(count: int, start: datetime, end: datetime) -> list[datetime]:
     return sorted(start + timedelta(seconds=random.random() * span) for _ in range(count))
 
 
-def run(rate: int, backfill_minutes: int) -> None:
-    ch = client()
+def backfill(ch, rate: int, minutes: int) -> None:
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     for exchange in EXCHANGES:
-        if ch.command(f"SELECT count() FROM bronze_trades_{exchange}") == 0 and backfill_minutes > 0:
-            write(ch, exchange, spread(rate * 60 * backfill_minutes, now - timedelta(minutes=backfill_minutes), now))
+        if ch.command(f"SELECT count() FROM bronze_trades_{exchange}") == 0 and minutes > 0:
+            write(ch, exchange, spread(rate * 60 * minutes, now - timedelta(minutes=minutes), now))
+
+
+def run(rate: int, backfill_minutes: int) -> None:
+    ch = _reconnect()
+    while True:  # a fault may stop ClickHouse while the feed starts: wait for it rather than exit
+        try:
+            backfill(ch, rate, backfill_minutes)
+            break
+        except Exception as exc:  # noqa: BLE001
+            print(f"feed: backfill failed, retrying: {exc}".splitlines()[0], flush=True)
+            time.sleep(2)
+            ch = _reconnect()
     print(f"feed: backfilled {backfill_minutes} min, writing {rate} rows/s per exchange", flush=True)
     last = time.monotonic()
     while True:
