@@ -1,4 +1,5 @@
-"""`make bench`: lab start-up time (cold and warm), resident memory per container, offload cycle time.
+"""`make bench`: lab start-up time (cold and warm), offload cycle time, diagnosis time, time from fault to
+verified recovery per remediated scenario (MTTR), resident memory per container.
 
 Medians over repeated runs (this machine is shared and noisy); the run count is printed with each figure.
 """
@@ -14,12 +15,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "lab"))
 
+import faults  # noqa: E402
 import lab_clients  # noqa: E402
 import stack  # noqa: E402
 from config import LabConfig  # noqa: E402
 
 LABCTL = [sys.executable, str(ROOT / "lab" / "labctl.py")]
 RUNS = 3
+# One representative fault per remediated scenario; job-oom needs a failed run before anything shows it.
+MTTR_FAULTS = [(1, "worker-oom", False), (2, "clickhouse-stopped", False), (3, "job-oom", True)]
 
 
 def timed(args: list[str]) -> float:
@@ -72,8 +76,29 @@ def main() -> int:
     print(f"runbook step 1-4 commands, sequential (no triage):            {statistics.median(shell):6.1f} s   "
           f"(median of {RUNS}; plus the engineer's reading time)")
 
-    print("\n== resident memory per container (docker stats, after the cycles)")
+    print("\n== MTTR: fault injected -> remediate.yml reports verified recovery (runbook: 15-30 min)")
     dc = stack.client()
+    for scenario, fault, needs_failed_run in MTTR_FAULTS:
+        total, playbook_only = [], []
+        for _ in range(RUNS):
+            subprocess.run(LABCTL + ["clear"], check=True, capture_output=True)
+            started = time.monotonic()
+            faults.inject(dc, cfg, fault)
+            if needs_failed_run:  # only a failed run's log shows it (exit 137)
+                prefect.wait(prefect.trigger(["bronze_trades_binance"]), 600)
+            remediate_started = time.monotonic()
+            proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"),
+                                   str(ROOT / "playbooks" / "remediate.yml")], capture_output=True, env=env, cwd=ROOT)
+            if proc.returncode != 0:
+                print(f"scenario {scenario} ({fault}): remediate.yml failed:\n{proc.stdout.decode()[-1500:]}")
+                return 1
+            total.append(time.monotonic() - started)
+            playbook_only.append(time.monotonic() - remediate_started)
+        print(f"scenario {scenario} ({fault:<18}) fault -> verified recovery {statistics.median(total):6.1f} s, "
+              f"remediate.yml alone {statistics.median(playbook_only):6.1f} s   (median of {RUNS}; target < 90 s)")
+    subprocess.run(LABCTL + ["clear"], check=True, capture_output=True)
+
+    print("\n== resident memory per container (docker stats, after the cycles)")
     for ctr in sorted(stack.lab_containers(dc), key=lambda c: c.name):
         mem = ctr.stats(stream=False)["memory_stats"]
         usage = mem.get("usage", 0) - mem.get("stats", {}).get("cache", 0)

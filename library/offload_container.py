@@ -46,7 +46,7 @@ options:
   restart_if_memory_above:
     description:
       - With O(state=started), restart a running container whose memory use is above this fraction of its limit
-        (the runbook's "If >90% memory: Restart ClickHouse"). Unset = never.
+        (the runbook's "If >90% memory, restart ClickHouse"). Unset = never.
     type: float
   networks:
     description: Networks the container must be attached to, with its aliases there (Scenario 2, network partition).

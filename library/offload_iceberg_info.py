@@ -15,7 +15,7 @@ description:
   - Finds the current metadata like K2's Hadoop catalog (C(metadata/version-hint.text) naming
     C(vN.metadata.json)), else the newest C(*.metadata.json).
   - Reports the current snapshot, its commit time and total records, and the maximum of the table's
-    timestamp column taken from the data files' column statistics (no data scan): what was really
+    timestamp column taken from the data files' column statistics (no data scan) - what was really
     offloaded, the truth a watermark is checked against.
   - Also reports the warehouse directory's owner and mode (the runbook expects C(drwxrwxr-x)).
 version_added: "1.0.0"
@@ -65,7 +65,8 @@ warehouse:
   type: dict
   sample: {exists: true, uid: 0, gid: 0, mode: "0775", writable_by_group: true}
 tables:
-  description: Per source table, the Iceberg side.
+  description: Per source table, the Iceberg side; C(max_timestamp) and C(max_sequence) are the largest upper
+    bounds of the cursor columns over the current snapshot's data files (what was really committed).
   returned: always
   type: dict
   sample:
@@ -76,6 +77,7 @@ tables:
       committed_at: "2026-11-26T07:31:39.201000+00:00"
       total_records: 66908
       max_timestamp: "2026-11-26T07:26:55.283000+00:00"
+      max_sequence: 1795689933414259
       error: null
 """
 
@@ -108,35 +110,43 @@ def warehouse_state(path: str) -> dict:
             "writable_by_group": bool(mode & stat.S_IWGRP), "error": None}
 
 
-def max_timestamp(metadata_file: str, warehouse: str, written: str, ts_col: str) -> str | None:
-    """Largest upper bound of ts_col over the current snapshot's data files (Iceberg stores timestamps as
-    int64 microseconds, little-endian)."""
+def max_bounds(metadata_file: str, warehouse: str, written: str, ts_col: str, seq_col: str | None):
+    """Largest upper bounds of ts_col and seq_col over the current snapshot's data files: what the cold tier has
+    really committed (Iceberg stores timestamps as int64 microseconds and integers little-endian)."""
     io = relocating_io(written, warehouse)
     metadata = FromInputFile.table_metadata(io.new_input(metadata_file))
     table = StaticTable(identifier=("cold", "t"), metadata=metadata, metadata_location=metadata_file, io=io,
                         catalog=None)
-    field_id = table.schema().find_field(ts_col).field_id
-    best = None
+    schema = table.schema()
+    ts_id = schema.find_field(ts_col).field_id
+    seq_id = schema.find_field(seq_col).field_id if seq_col and seq_col in schema.column_names else None
+    best_ts = best_seq = None
     for task in table.scan().plan_files():
-        raw = (task.file.upper_bounds or {}).get(field_id)
+        bounds = task.file.upper_bounds or {}
+        raw = bounds.get(ts_id)
         if raw is not None and len(raw) == 8:
             value = struct.unpack("<q", raw)[0]
-            best = value if best is None else max(best, value)
-    if best is None:
-        return None
-    return datetime.fromtimestamp(best / MICROS, tz=timezone.utc).isoformat()
+            best_ts = value if best_ts is None else max(best_ts, value)
+        raw = bounds.get(seq_id) if seq_id is not None else None
+        if raw is not None and len(raw) in (4, 8):
+            value = struct.unpack("<q" if len(raw) == 8 else "<i", raw)[0]
+            best_seq = value if best_seq is None else max(best_seq, value)
+    ts = datetime.fromtimestamp(best_ts / MICROS, tz=timezone.utc).isoformat() if best_ts is not None else None
+    return ts, best_seq
 
 
 def inspect_table(warehouse: str, written: str, table: dict) -> dict:
     meta = current_metadata(cold_table_dir(warehouse, table["target"]))
     if meta is None:
         return {"exists": False, "metadata_file": None, "snapshot_id": None, "committed_at": None,
-                "total_records": 0, "max_timestamp": None, "error": None}
-    result = {"exists": True, "metadata_file": str(meta), "error": None, "max_timestamp": None}
+                "total_records": 0, "max_timestamp": None, "max_sequence": None, "error": None}
+    result = {"exists": True, "metadata_file": str(meta), "error": None, "max_timestamp": None,
+              "max_sequence": None}
     try:
         result.update(snapshot_summary(meta))
         if result["snapshot_id"] is not None:
-            result["max_timestamp"] = max_timestamp(str(meta), warehouse, written, table["timestamp_col"])
+            result["max_timestamp"], result["max_sequence"] = max_bounds(
+                str(meta), warehouse, written, table["timestamp_col"], table.get("sequence_col"))
     except (OSError, ValueError, KeyError) as exc:
         result["error"] = f"cannot read {meta}: {first_line(exc)}"
     return result

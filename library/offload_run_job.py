@@ -10,14 +10,14 @@ module: offload_run_job
 short_description: Run one K2 offload job by hand inside the Spark container, safely
 description:
   - The runbook's "Trigger manual offload test" (Scenario 2, step 5) and Scenario 5's "manual offload with a longer
-    timeout": C(docker exec k2-spark-iceberg python3 offload_generic.py --source-table ...) for one table.
-  - Refuses while another offload of the same table runs in the container (K2 has no lock: two jobs of one table
+    timeout" - C(docker exec k2-spark-iceberg python3 offload_generic.py --source-table ...) for one table.
+  - Refuses while another offload of the same table runs in the container (K2 has no lock; two jobs of one table
     double its rows).
-  - Always passes the table's configured C(--columns): the job's default C(*) breaks silver on K2.
-  - Applies O(timeout) and, when it expires, stops the job inside the container (TERM, then KILL): a killed
+  - Always passes the table's configured C(--columns) - the job's default C(*) breaks silver on K2.
+  - Applies O(timeout) and, when it expires, stops the job inside the container (TERM, then KILL) - a killed
     C(docker exec) client does not stop the process it started.
   - Success is exit code 0 AND one of O(success_patterns) (or O(no_data_patterns)) AND none of
-    O(failure_patterns): K2's job exits 0 after "Failed to update watermark", which silently causes duplicates on
+    O(failure_patterns) - K2's job exits 0 after "Failed to update watermark", which silently causes duplicates on
     the next run.
   - The flow-run guard (a RUNNING flow run of the deployment) is the caller's, with M(offload_prefect); the role
     C(offload_manual_offload) does both.
@@ -26,13 +26,22 @@ author: K2 offload automation
 attributes:
   check_mode:
     support: full
-    details: Checks the guard and returns the command it would run (RV(command)); runs nothing.
+    details: Checks the guard and returns the command it would run (RV(command)), or the PIDs it would stop;
+      runs and stops nothing.
   diff_mode:
     support: none
   idempotent:
-    support: none
-    details: Every run offloads the rows that arrived since the last watermark.
+    support: partial
+    details: V(run) offloads the rows that arrived since the last watermark every time; V(stop) acts only on
+      processes that exist.
 options:
+  action:
+    description:
+      - V(run) runs the table's offload once. V(stop) stops the table's offload processes still running in the
+        container (orphans of a timed-out task; the caller checks first that no flow run is RUNNING).
+    type: str
+    choices: [run, stop]
+    default: run
   container:
     description: The Spark container.
     type: str
@@ -86,6 +95,11 @@ requirements:
 """
 
 EXAMPLES = r"""
+- name: Stop the orphaned job of a timed-out task (no flow run is RUNNING)
+  offload_run_job:
+    action: stop
+    table: "{{ k2_tables | selectattr('source', 'equalto', 'bronze_trades_binance') | first }}"
+
 - name: Single-table manual offload test (runbook Scenario 2, step 5)
   offload_run_job:
     table: "{{ k2_tables | selectattr('source', 'equalto', 'bronze_trades_binance') | first }}"
@@ -116,7 +130,8 @@ timed_out:
   returned: always
   type: bool
 stopped_pids:
-  description: PIDs (in the container) of the job's processes stopped after the timeout.
+  description: PIDs (in the container) of the job's processes stopped after the timeout (V(stop) - the orphans
+    stopped).
   returned: always
   type: list
   elements: int
@@ -169,10 +184,23 @@ def stop_jobs(docker: DockerCLI, container: str, script: str, table: str) -> lis
     return pids
 
 
+def stop_orphans(module: AnsibleModule, p: dict, source: str) -> None:
+    docker = DockerCLI(module)
+    try:
+        jobs = jobs_of_table(docker, p["container"], p["script"], source)
+        if module.check_mode or not jobs:
+            module.exit_json(changed=bool(jobs), stopped_pids=[j["pid"] for j in jobs], jobs=jobs)
+        stopped = stop_jobs(docker, p["container"], p["script"], source)
+    except DockerError as exc:
+        module.fail_json(msg=str(exc))
+    module.exit_json(changed=True, stopped_pids=stopped, jobs=jobs)
+
+
 def main() -> None:
     table_options = tables_argument_spec()["tables"]["options"]
     module = AnsibleModule(
         argument_spec={
+            "action": {"type": "str", "default": "run", "choices": ["run", "stop"]},
             "container": {"type": "str", "default": "k2-spark-iceberg"},
             "script": {"type": "str", "default": "/home/iceberg/offload/offload_generic.py"},
             "python": {"type": "str", "default": "python3"},
@@ -196,6 +224,8 @@ def main() -> None:
     if not [s for s in p["success_patterns"] if s.strip()]:
         module.fail_json(msg="success_patterns must name at least one success line.")
     source = p["table"]["source"]
+    if p["action"] == "stop":
+        stop_orphans(module, p, source)
     argv = job_argv(p["container"], p["python"], p["script"], p["table"])
     result = {"changed": False, "command": ["docker", *argv], "exit_code": None, "succeeded": False, "timed_out": False,
               "stopped_pids": [], "rows_offloaded": None, "duration_seconds": 0.0, "output_tail": []}

@@ -15,7 +15,7 @@ description:
     evidence lines that led there, the affected tables and the next action.
   - Log lines of failed flow runs are classified as timeout, watermark, connection or process errors.
   - When failures are seen but no rule matches, the result is C(unknown) with the evidence; it never guesses.
-  - Prometheus is optional: on a stock K2 the metrics are not exported, so every rule also stands on
+  - Prometheus is optional - on a stock K2 the metrics are not exported, so every rule also stands on
     PostgreSQL and Prefect signals alone.
 version_added: "1.0.0"
 author: K2 offload automation

@@ -51,10 +51,30 @@ options:
     description: Fail when any table has a missing or duplicated row.
     type: bool
     default: false
-extends_documentation_fragment: []
-notes:
-  - The ClickHouse connection options are those of M(offload_clickhouse) (C(clickhouse_host), C(clickhouse_port),
-    C(clickhouse_user), C(clickhouse_password), C(clickhouse_database), C(connect_timeout)).
+  clickhouse_host:
+    description: ClickHouse host (HTTP interface). Falls back to E(CLICKHOUSE_HOST).
+    type: str
+    default: 127.0.0.1
+  clickhouse_port:
+    description: ClickHouse HTTP port. Falls back to E(CLICKHOUSE_PORT).
+    type: int
+    default: 8123
+  clickhouse_user:
+    description: ClickHouse user. Falls back to E(CLICKHOUSE_USER).
+    type: str
+    default: default
+  clickhouse_password:
+    description: Password of O(clickhouse_user). Falls back to E(CLICKHOUSE_PASSWORD); masked in error texts.
+    type: str
+    default: ""
+  clickhouse_database:
+    description: Database of the offloaded tables (K2 C(k2)).
+    type: str
+    default: k2
+  connect_timeout:
+    description: Seconds to wait for the TCP connection.
+    type: int
+    default: 5
 requirements:
   - clickhouse-connect, pyarrow and pyiceberg on the Docker host.
 """

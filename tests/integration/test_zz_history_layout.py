@@ -12,10 +12,16 @@ import pytest
 
 import faults
 import lab_clients
-from conftest import TABLE, Lab
-from stack import PROJECT_ROOT, LabError
+import offload_watermark_logic
+
+sys.modules.setdefault("ansible.module_utils.offload_watermark_logic", offload_watermark_logic)
+import offload_watermark_repair  # noqa: E402
+from ansible_run import run_module  # noqa: E402
+from conftest import TABLE, Lab  # noqa: E402
+from stack import PROJECT_ROOT, LabError  # noqa: E402
 
 LABCTL = [sys.executable, str(PROJECT_ROOT / "lab" / "labctl.py")]
+PG = {"login_host": "127.0.0.1", "login_port": 15432, "login_password": "k2-lab-prefect"}
 
 
 def _rebuild(layout: str) -> None:
@@ -61,3 +67,48 @@ def test_history_bloat_fault_grows_past_the_runbook_threshold(history_lab):
 def test_state_only_fault_is_refused_with_a_clear_message(history_lab):
     with pytest.raises(LabError, match="needs the state watermark layout"):
         faults.inject(history_lab.dc, history_lab.cfg, "watermark-stuck-running", TABLE)
+
+
+def _counts(lab) -> dict:
+    with lab_clients.pg(lab.cfg) as conn, conn.cursor() as cur:
+        cur.execute("SELECT table_name, count(*) FROM offload_watermarks GROUP BY table_name")
+        return dict(cur.fetchall())
+
+
+def _newest(lab) -> dict:
+    with lab_clients.pg(lab.cfg) as conn, conn.cursor() as cur:
+        cur.execute("SELECT DISTINCT ON (table_name) table_name, id FROM offload_watermarks "
+                    "ORDER BY table_name, created_at DESC, id DESC")
+        return dict(cur.fetchall())
+
+
+def test_runbook_global_cleanup_would_destroy_other_tables_history_and_per_table_prune_does_not(history_lab):
+    lab = history_lab
+    # The bronze tables offload every 15 min; a daily gold table writes a row a day: the frequent tables' recent
+    # history outnumbers the rare tables' last row. Here: 60 rows each, all newer than the other tables' rows.
+    with lab_clients.pg(lab.cfg) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO offload_watermarks (table_name, max_timestamp, sequence_number, created_at) "
+                    "SELECT t, w.max_timestamp, w.sequence_number, NOW() - g * INTERVAL "
+                    "'1 second' FROM unnest(%s) t, generate_series(1, 60) g, LATERAL (SELECT max_timestamp, "
+                    "sequence_number FROM offload_watermarks WHERE table_name = t ORDER BY created_at DESC, id DESC "
+                    "LIMIT 1) w", (["bronze_trades_binance", "bronze_trades_kraken", "bronze_trades_coinbase"],))
+    before, newest = _counts(lab), _newest(lab)
+    assert len(before) >= 10  # K2's ten tables are seeded
+    # The runbook's weekly "keep last 50", run and rolled back: tables with older rows lose their whole history,
+    # including the newest row, which is their watermark (every job then fails "Watermark not found").
+    with lab_clients.pg(lab.cfg) as conn, conn.cursor() as cur:
+        cur.execute(offload_watermark_repair.RUNBOOK_GLOBAL_CLEANUP_SQL)
+        cur.execute("SELECT table_name, count(*) FROM offload_watermarks GROUP BY table_name")
+        after_global = dict(cur.fetchall())
+        conn.rollback()
+    assert sum(after_global.values()) == 50
+    assert len(set(before) - set(after_global)) >= 7, "the rare tables lose every row, their watermark included"
+
+    result = run_module("offload_watermark", {"action": "prune", "keep": 10, "tables": list(before), **PG})
+    assert result["changed"] and result["deleted"] == sum(max(0, n - 10) for n in before.values()), result
+    after = _counts(lab)
+    assert after == {t: min(n, 10) for t, n in before.items()}  # every table keeps its own history
+    assert _newest(lab) == newest  # and its watermark
+    again = run_module("offload_watermark", {"action": "prune", "keep": 10, "tables": list(before), **PG})
+    assert not again["changed"] and again["deleted"] == 0
+    lab.clear()
