@@ -38,6 +38,85 @@ def timed_cmd(argv: list[str], env: dict) -> float:
     return time.monotonic() - started
 
 
+HISTORY_DDL = ("CREATE TABLE offload_watermarks (id BIGSERIAL PRIMARY KEY, table_name TEXT NOT NULL, "
+               "max_timestamp TIMESTAMPTZ NOT NULL, sequence_number BIGINT NOT NULL, "
+               "created_at TIMESTAMPTZ NOT NULL DEFAULT NOW())")
+STATE_DDL = ("CREATE TABLE offload_watermarks (table_name TEXT PRIMARY KEY, last_offload_timestamp TIMESTAMPTZ NOT NULL, "
+             "last_offload_max_sequence BIGINT NOT NULL, last_offload_row_count BIGINT DEFAULT 0, status TEXT NOT NULL "
+             "DEFAULT 'initialized', last_successful_run TIMESTAMPTZ, last_run_duration_seconds INTEGER, "
+             "failure_count INTEGER DEFAULT 0, last_error_message TEXT, created_at TIMESTAMPTZ DEFAULT NOW(), "
+             "updated_at TIMESTAMPTZ DEFAULT NOW())")
+TEN_TABLES = [f"bench_table_{i}" for i in range(10)]
+
+
+def scratch_db(cfg: LabConfig, name: str, ddl: str, fill: str, params: tuple = ()) -> None:
+    """A throwaway database with its own offload_watermarks (dropped and re-created)."""
+    import psycopg2
+    admin = lab_clients.pg(cfg)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS {name}")
+        cur.execute(f"CREATE DATABASE {name}")
+    admin.close()
+    with psycopg2.connect(host="127.0.0.1", port=cfg.port_postgres, dbname=name, user=cfg.db_user,
+                          password=cfg.db_password) as conn, conn.cursor() as cur:
+        cur.execute(ddl)
+        cur.execute(fill, params)
+
+
+def module_run(env: dict, module: str, args: dict) -> tuple[float, float]:
+    """(seconds, peak RSS MiB of the ansible-playbook process tree) for one module task on the lab host."""
+    import json
+    import tempfile
+    play = [{"hosts": "k2_docker_hosts", "gather_facts": False, "tasks": [{"name": "m", module: args}]}]
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+        json.dump(play, f)
+    try:
+        started = time.monotonic()
+        proc = subprocess.Popen([str(ROOT / ".venv" / "bin" / "ansible-playbook"), f.name], env=env, cwd=ROOT,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)  # this run's peak RSS (it and the children it waited for)
+        seconds = time.monotonic() - started
+    finally:
+        os.unlink(f.name)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"{module} failed (exit {os.waitstatus_to_exitcode(status)})")
+    return seconds, usage.ru_maxrss / 1024
+
+
+def watermark_bench(cfg: LabConfig, env: dict) -> str:
+    pg = {"login_host": "127.0.0.1", "login_port": cfg.port_postgres, "login_user": cfg.db_user,
+          "login_password": cfg.db_password}
+    lines = []
+    repairs = []
+    for _ in range(RUNS):  # ten tables whose watermarks are 30 min behind their cold tier
+        scratch_db(cfg, "k2_bench_state", STATE_DDL,
+                   "INSERT INTO offload_watermarks (table_name, last_offload_timestamp, last_offload_max_sequence, "
+                   "status) SELECT t, NOW() - INTERVAL '30 minutes', 1, 'success' FROM unnest(%s) t", (TEN_TABLES,))
+        cold = {t: {"max_timestamp": "2026-11-26T12:00:00+00:00", "max_sequence": 2} for t in TEN_TABLES}
+        repairs.append(module_run(env, "offload_watermark", {"action": "repair", "tables": TEN_TABLES, "cold": cold,
+                                                               "login_db": "k2_bench_state", **pg})[0])
+    lines.append(f"repair 10 tables (one transaction, a lock per table): {statistics.median(repairs):6.1f} s   "
+                 f"(median of {RUNS}, ansible-playbook included)")
+    for rows in (10_000, 1_000_000):
+        fill = ("INSERT INTO offload_watermarks (table_name, max_timestamp, sequence_number, created_at) "
+                "SELECT 'bronze_trades_binance', NOW() - g * INTERVAL '1 second', g, NOW() - g * INTERVAL '1 second' "
+                "FROM generate_series(1, %s) g")
+        scratch_db(cfg, "k2_bench_history", HISTORY_DDL, fill, (rows,))
+        seconds, rss = module_run(env, "offload_watermark", {"action": "prune", "keep": 10,
+                                                             "tables": ["bronze_trades_binance"],
+                                                             "login_db": "k2_bench_history", **pg})
+        lines.append(f"prune a history table of {rows:>9,} rows to 10 (one DELETE): {seconds:6.1f} s, control-node "
+                     f"peak RSS {rss:5.0f} MiB (1 run)")
+    admin = lab_clients.pg(cfg)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        for name in ("k2_bench_state", "k2_bench_history"):
+            cur.execute(f"DROP DATABASE IF EXISTS {name}")
+    admin.close()
+    return "\n".join(lines)
+
+
 def main() -> int:
     cfg = LabConfig()
     print("== lab start-up")
@@ -97,6 +176,9 @@ def main() -> int:
         print(f"scenario {scenario} ({fault:<18}) fault -> verified recovery {statistics.median(total):6.1f} s, "
               f"remediate.yml alone {statistics.median(playbook_only):6.1f} s   (median of {RUNS}; target < 90 s)")
     subprocess.run(LABCTL + ["clear"], check=True, capture_output=True)
+
+    print("\n== watermark maintenance (scratch databases on the lab's PostgreSQL; the lab's own table untouched)")
+    print(watermark_bench(cfg, env))
 
     print("\n== resident memory per container (docker stats, after the cycles)")
     for ctr in sorted(stack.lab_containers(dc), key=lambda c: c.name):

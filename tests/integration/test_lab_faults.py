@@ -175,6 +175,7 @@ def test_fault_produces_symptom_and_clear_heals(clean_lab, name):
 
 def assert_recovered(lab, fault, rc, report, output):
     assert rc == 0, output[-3000:]
+    assert "k2-lab-prefect" not in output and "k2-lab-clickhouse" not in output  # no secret in the output
     assert report["status"] == "recovered", report
     assert report["diagnosis"][0]["scenario"] == fault.scenario, report["diagnosis"]
     assert report["verification"]["flow_run"]["state_type"] == "COMPLETED"

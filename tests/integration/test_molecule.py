@@ -24,4 +24,5 @@ def test_molecule_scenario(lab, scenario):
                           capture_output=True, text=True, timeout=1200)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output[-6000:]
-    assert "Idempotence completed successfully" in output or "idempotence" in output.lower(), output[-3000:]
+    for step in ("prepare", "check", "side_effect", "converge", "idempotence", "verify", "cleanup"):
+        assert f"[{scenario} > {step}] Executed: Successful" in output, f"{step} did not run: {output[-3000:]}"
