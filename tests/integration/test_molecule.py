@@ -1,4 +1,4 @@
-"""The molecule scenarios (molecule/<role>/), run against the shared lab: fault, --check changes nothing,
+"""The molecule scenarios (molecule/<role>/), run against the shared lab: clear, fault, --check changes nothing,
 converge, idempotence, verify (healthy, truth check clean), clear."""
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ def test_molecule_scenario(lab, scenario):
     proc = subprocess.run([str(ROOT / ".venv" / "bin" / "molecule"), "test", "-s", scenario], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=1200)
     output = proc.stdout + proc.stderr
+    (ROOT / ".lab" / f"molecule-{scenario}.log").write_text(output)  # the whole run, for whoever debugs it
     assert proc.returncode == 0, output[-6000:]
-    for step in ("prepare", "check", "side_effect", "converge", "idempotence", "verify", "cleanup"):
+    for step in ("prepare", "check", "side_effect", "converge", "idempotence", "verify", "destroy"):
         assert f"[{scenario} > {step}] Executed: Successful" in output, f"{step} did not run: {output[-3000:]}"
