@@ -72,6 +72,7 @@ def test_repair_in_check_mode_plans_and_changes_nothing(clean_lab):
 
 def test_repair_recreates_a_missing_row_from_the_cold_tier(clean_lab):
     lab = clean_lab
+    assert lab.cycle()["state_type"] == "COMPLETED"  # a cold tier to repair from
     cold_max = _cold(lab)[TABLE]["max_timestamp"]
     lab.fault("watermark-missing")
     result = _repair(lab)
@@ -96,6 +97,7 @@ def test_a_remediation_holding_the_lock_makes_the_other_change_nothing(clean_lab
 
 def test_two_concurrent_repairs_act_exactly_once(clean_lab):
     lab = clean_lab
+    assert lab.cycle()["state_type"] == "COMPLETED"
     lab.fault("watermark-behind")
     cold, hot = _cold(lab), _hot_oldest(lab)
     results = []

@@ -27,7 +27,7 @@ def test_check_mode_prints_the_plan_and_changes_nothing(clean_lab):
 def test_forced_scenario_out_of_range_is_one_clear_error(lab):
     rc, report, output, _ = remediate("-e", "remediate_scenarios=7")
     assert rc != 0 and report is None
-    assert "remediate_scenarios must be among [1, 2, 3], got 7." in output
+    assert "remediate_scenarios must be among [1, 2, 3, 4], got 7." in output
     assert "Traceback" not in output
 
 
