@@ -49,15 +49,17 @@ STATE_DDL = ("CREATE TABLE offload_watermarks (table_name TEXT PRIMARY KEY, last
 TEN_TABLES = [f"bench_table_{i}" for i in range(10)]
 
 
+def superuser_sql(statement: str) -> None:
+    """Run one statement as the lab database's superuser (the offload's role may not create databases)."""
+    subprocess.run(["docker", "exec", "k2-prefect-db", "runuser", "-u", "postgres", "--", "psql", "-q", "-U",
+                    "postgres", "-c", statement], check=True, capture_output=True)
+
+
 def scratch_db(cfg: LabConfig, name: str, ddl: str, fill: str, params: tuple = ()) -> None:
     """A throwaway database with its own offload_watermarks (dropped and re-created)."""
     import psycopg2
-    admin = lab_clients.pg(cfg)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f"DROP DATABASE IF EXISTS {name}")
-        cur.execute(f"CREATE DATABASE {name}")
-    admin.close()
+    superuser_sql(f"DROP DATABASE IF EXISTS {name}")
+    superuser_sql(f"CREATE DATABASE {name} OWNER {cfg.db_user}")
     with psycopg2.connect(host="127.0.0.1", port=cfg.port_postgres, dbname=name, user=cfg.db_user,
                           password=cfg.db_password) as conn, conn.cursor() as cur:
         cur.execute(ddl)
@@ -108,12 +110,8 @@ def watermark_bench(cfg: LabConfig, env: dict) -> str:
                                                              "login_db": "k2_bench_history", **pg})
         lines.append(f"prune a history table of {rows:>9,} rows to 10 (one DELETE): {seconds:6.1f} s, control-node "
                      f"peak RSS {rss:5.0f} MiB (1 run)")
-    admin = lab_clients.pg(cfg)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        for name in ("k2_bench_state", "k2_bench_history"):
-            cur.execute(f"DROP DATABASE IF EXISTS {name}")
-    admin.close()
+    for name in ("k2_bench_state", "k2_bench_history"):
+        superuser_sql(f"DROP DATABASE IF EXISTS {name}")
     return "\n".join(lines)
 
 

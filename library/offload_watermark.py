@@ -372,6 +372,17 @@ class WatermarkDB:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r)) for r in cur.fetchall()]
 
+    def execute(self, sql: str, params: dict) -> int:
+        """A statement whose rows are not fetched (a set-based DELETE of a million rows stays on the server)."""
+        with self.conn.cursor() as cur:
+            text = cur.mogrify(sql, params).decode("utf-8", errors="replace")
+            self.queries.append(text)
+            try:
+                cur.execute(sql, params)
+            except psycopg2.Error as exc:
+                raise SqlError(text, exc) from exc
+            return cur.rowcount
+
     def close(self) -> None:
         try:
             self.conn.rollback()  # read-only actions end here; write actions commit before
@@ -468,7 +479,7 @@ def prune(module: AnsibleModule, db: WatermarkDB, tables: list[str]) -> dict:
     locked = [t for t in tables if not _lock(db, t)]
     todo = [t for t in tables if t not in locked]
     counts = {r["table_name"]: r["n"] for r in db.rows(COUNT_SQL, {"tables": todo})} if todo else {}
-    deleted = len(db.rows(PRUNE_SQL + " RETURNING w.id", {"tables": todo, "keep": keep})) if todo else 0
+    deleted = db.execute(PRUNE_SQL, {"tables": todo, "keep": keep}) if todo else 0
     after = {r["table_name"]: r["n"] for r in db.rows(COUNT_SQL, {"tables": todo})} if todo else {}
     _finish(module, db, deleted > 0)
     return {"changed": deleted > 0, "layout": layout, "deleted": deleted, "locked": locked,
