@@ -86,12 +86,15 @@ def test_runbook_global_cleanup_would_destroy_other_tables_history_and_per_table
     lab = history_lab
     # The bronze tables offload every 15 min; a daily gold table writes a row a day: the frequent tables' recent
     # history outnumbers the rare tables' last row. Here: 60 rows each, all newer than the other tables' rows.
+    bronze = ["bronze_trades_binance", "bronze_trades_kraken", "bronze_trades_coinbase"]
     with lab_clients.pg(lab.cfg) as conn, conn.cursor() as cur:
+        cur.execute("UPDATE offload_watermarks SET created_at = created_at - INTERVAL '1 day' "
+                    "WHERE table_name <> ALL(%s)", (bronze,))  # the rare tables last wrote a day ago
         cur.execute("INSERT INTO offload_watermarks (table_name, max_timestamp, sequence_number, created_at) "
                     "SELECT t, w.max_timestamp, w.sequence_number, NOW() - g * INTERVAL "
                     "'1 second' FROM unnest(%s) t, generate_series(1, 60) g, LATERAL (SELECT max_timestamp, "
                     "sequence_number FROM offload_watermarks WHERE table_name = t ORDER BY created_at DESC, id DESC "
-                    "LIMIT 1) w", (["bronze_trades_binance", "bronze_trades_kraken", "bronze_trades_coinbase"],))
+                    "LIMIT 1) w", (bronze,))
     before, newest = _counts(lab), _newest(lab)
     assert len(before) >= 10  # K2's ten tables are seeded
     # The runbook's weekly "keep last 50", run and rolled back: tables with older rows lose their whole history,
