@@ -361,26 +361,25 @@ class WatermarkDB:
         self.conn.set_session(readonly=readonly, autocommit=False)
         self.queries = []
 
+    def _run(self, cur, sql: str, params: dict | None) -> None:
+        """Record the statement with its bound values, then run it; an error names the statement."""
+        text = cur.mogrify(sql, params).decode("utf-8", errors="replace")
+        self.queries.append(text)
+        try:
+            cur.execute(sql, params)
+        except psycopg2.Error as exc:
+            raise SqlError(text, exc) from exc
+
     def rows(self, sql: str, params: dict) -> list[dict]:
         with self.conn.cursor() as cur:
-            text = cur.mogrify(sql, params).decode("utf-8", errors="replace")
-            self.queries.append(text)
-            try:
-                cur.execute(sql, params)
-            except psycopg2.Error as exc:
-                raise SqlError(text, exc) from exc
+            self._run(cur, sql, params)
             names = [d[0] for d in cur.description]
             return [dict(zip(names, r)) for r in cur.fetchall()]
 
-    def execute(self, sql: str, params: dict) -> int:
+    def execute(self, sql: str, params: dict | None = None) -> int:
         """A statement whose rows are not fetched (a set-based DELETE of a million rows stays on the server)."""
         with self.conn.cursor() as cur:
-            text = cur.mogrify(sql, params).decode("utf-8", errors="replace")
-            self.queries.append(text)
-            try:
-                cur.execute(sql, params)
-            except psycopg2.Error as exc:
-                raise SqlError(text, exc) from exc
+            self._run(cur, sql, params)
             return cur.rowcount
 
     def close(self) -> None:
@@ -456,7 +455,7 @@ def repair(module: AnsibleModule, db: WatermarkDB, tables: list[str]) -> dict:
                            (params["hot_oldest"] or {}).get(table), table in in_flight, params["tolerance_seconds"])
         statements = repair_statements(layout, plan)
         for sql, values in statements:
-            db.rows(sql + " RETURNING *", values)
+            db.execute(sql, values)
         if statements:
             after_rows = db.rows(STATE_ROW_SQL if layout == LAYOUT_STATE else HISTORY_ROW_SQL, {"table": table})
             before[table] = row
@@ -529,10 +528,9 @@ def restore(module: AnsibleModule, db: WatermarkDB, tables: list[str]) -> dict:
         module.fail_json(msg=f"Backup {path} does not match {WATERMARK_TABLE} (unknown column(s) "
                              f"{', '.join(unknown) or 'none'}; layout {layout}).", queries=db.queries)
     before = db.rows(f"SELECT count(*) AS n FROM {WATERMARK_TABLE}", {})[0]["n"]
+    db.execute(f"LOCK TABLE {WATERMARK_TABLE} IN ACCESS EXCLUSIVE MODE")
+    db.execute(f"DELETE FROM {WATERMARK_TABLE}")
     with db.conn.cursor() as cur:
-        for sql in (f"LOCK TABLE {WATERMARK_TABLE} IN ACCESS EXCLUSIVE MODE", f"DELETE FROM {WATERMARK_TABLE}"):
-            db.queries.append(sql)
-            cur.execute(sql)
         copy = f"COPY {WATERMARK_TABLE} ({', '.join(header)}) FROM STDIN WITH (FORMAT csv, HEADER true)"
         db.queries.append(copy)
         cur.copy_expert(copy, io.StringIO(data.decode("utf-8")))
