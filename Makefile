@@ -47,4 +47,4 @@ test: lab-up
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 bench: lab-up
-	@$(PY) bench/bench.py
+	@$(PY) bench/bench.py $(SECTIONS)

@@ -2,6 +2,8 @@
 verified recovery per remediated scenario (MTTR), resident memory per container.
 
 Medians over repeated runs (this machine is shared and noisy); the run count is printed with each figure.
+`bench.py [section ...]` runs only the named sections (startup, cycle, diagnose, mttr, watermark, memory) and
+`K2_BENCH_MTTR_FAULTS=job-slow,volume-spike` only those MTTR faults.
 """
 from __future__ import annotations
 
@@ -22,8 +24,13 @@ from config import LabConfig  # noqa: E402
 
 LABCTL = [sys.executable, str(ROOT / "lab" / "labctl.py")]
 RUNS = 3
-# One representative fault per remediated scenario; job-oom needs a failed run before anything shows it.
-MTTR_FAULTS = [(1, "worker-oom", False), (2, "clickhouse-stopped", False), (3, "job-oom", True)]
+SECTIONS = ("startup", "cycle", "diagnose", "mttr", "watermark", "memory")
+# One representative fault per remediated scenario (both for timeouts): (scenario, fault, before the fault,
+# after it). A watermark fault needs offloaded data to be wrong about ("offload"); job-oom and the timeouts show
+# only in a failed run's log ("failed run"), which is part of their time to recovery.
+MTTR_FAULTS = [(1, "worker-oom", None, None), (2, "clickhouse-stopped", None, None), (3, "job-oom", None, "failed run"),
+               (4, "watermark-ahead", "offload", None), (5, "job-slow", None, "failed run"),
+               (5, "volume-spike", None, "failed run")]
 
 
 def timed(args: list[str]) -> float:
@@ -115,8 +122,24 @@ def watermark_bench(cfg: LabConfig, env: dict) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def main(sections: list[str]) -> int:
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        print(f"unknown section(s) {', '.join(sorted(unknown))}; choose from {', '.join(SECTIONS)}")
+        return 2
+    sections = sections or list(SECTIONS)
     cfg = LabConfig()
+    dc = stack.client()
+    prefect = lab_clients.Prefect(cfg)
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
+           "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    for section in sections:
+        if SECTION_RUNNERS[section](cfg, dc, prefect, env) != 0:
+            return 1
+    return 0
+
+
+def bench_startup(cfg, dc, prefect, env) -> int:
     print("== lab start-up")
     subprocess.run(LABCTL + ["down", "--images"], check=True, capture_output=True)
     print(f"cold (images built, volumes created, from nothing): {timed(['up']):6.1f} s   (1 run)")
@@ -128,9 +151,11 @@ def main() -> int:
           f"(median of {RUNS})")
     print(f"already up (idempotent re-run):                     {statistics.median(timed(['up']) for _ in range(RUNS)):6.1f} s   "
           f"(median of {RUNS})")
+    return 0
 
+
+def bench_cycle(cfg, dc, prefect, env) -> int:
     print("\n== offload cycle (bronze tables, Spark local mode, one JVM per table as on K2)")
-    prefect = lab_clients.Prefect(cfg)
     durations = []
     for _ in range(RUNS):
         started = time.monotonic()
@@ -140,10 +165,11 @@ def main() -> int:
             print(f"cycle ended {run['state_type']}")
             return 1
     print(f"trigger -> COMPLETED: {statistics.median(durations):6.1f} s   (median of {RUNS})")
+    return 0
 
+
+def bench_diagnose(cfg, dc, prefect, env) -> int:
     print("\n== diagnosis: playbooks/diagnose.yml vs the runbook's own commands run one after another")
-    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}",
-           "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
     playbook = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(ROOT / "playbooks" / "diagnose.yml"),
                 "-e", "report_path=/tmp/k2-bench-diagnose.json"]
     diag = [timed_cmd(playbook, env) for _ in range(RUNS)]
@@ -152,16 +178,23 @@ def main() -> int:
           f"(median of {RUNS})")
     print(f"runbook step 1-4 commands, sequential (no triage):            {statistics.median(shell):6.1f} s   "
           f"(median of {RUNS}; plus the engineer's reading time)")
+    return 0
 
+
+def bench_mttr(cfg, dc, prefect, env) -> int:
     print("\n== MTTR: fault injected -> remediate.yml reports verified recovery (runbook: 15-30 min)")
-    dc = stack.client()
-    for scenario, fault, needs_failed_run in MTTR_FAULTS:
+    only = [f for f in os.environ.get("K2_BENCH_MTTR_FAULTS", "").split(",") if f]
+    for scenario, fault, before, after in MTTR_FAULTS:
+        if only and fault not in only:
+            continue
         total, playbook_only = [], []
         for _ in range(RUNS):
             subprocess.run(LABCTL + ["clear"], check=True, capture_output=True)
+            if before == "offload":
+                prefect.wait(prefect.trigger(["bronze_trades_binance"]), 600)
             started = time.monotonic()
             faults.inject(dc, cfg, fault)
-            if needs_failed_run:  # only a failed run's log shows it (exit 137)
+            if after == "failed run":
                 prefect.wait(prefect.trigger(["bronze_trades_binance"]), 600)
             remediate_started = time.monotonic()
             proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"),
@@ -174,10 +207,16 @@ def main() -> int:
         print(f"scenario {scenario} ({fault:<18}) fault -> verified recovery {statistics.median(total):6.1f} s, "
               f"remediate.yml alone {statistics.median(playbook_only):6.1f} s   (median of {RUNS}; target < 90 s)")
     subprocess.run(LABCTL + ["clear"], check=True, capture_output=True)
+    return 0
 
+
+def bench_watermark(cfg, dc, prefect, env) -> int:
     print("\n== watermark maintenance (scratch databases on the lab's PostgreSQL; the lab's own table untouched)")
     print(watermark_bench(cfg, env))
+    return 0
 
+
+def bench_memory(cfg, dc, prefect, env) -> int:
     print("\n== resident memory per container (docker stats, after the cycles)")
     for ctr in sorted(stack.lab_containers(dc), key=lambda c: c.name):
         mem = ctr.stats(stream=False)["memory_stats"]
@@ -186,5 +225,8 @@ def main() -> int:
     return 0
 
 
+SECTION_RUNNERS = {"startup": bench_startup, "cycle": bench_cycle, "diagnose": bench_diagnose, "mttr": bench_mttr,
+                   "watermark": bench_watermark, "memory": bench_memory}
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

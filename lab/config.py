@@ -58,5 +58,10 @@ class LabConfig:
         return self.state_dir / "warehouse"
 
     @property
+    def flows_dir(self) -> Path:
+        """The Docker host's flow files (K2: docker/offload/flows), rendered from lab/services/flows."""
+        return self.state_dir / "flows"
+
+    @property
     def faults_dir(self) -> Path:
         return self.state_dir / "faults"

@@ -18,7 +18,7 @@ from docker.errors import APIError, NotFound
 
 import lab_clients
 from config import LabConfig
-from stack import LAB, LabError, wait_for
+from stack import LAB, LabError, render_flows, wait_for
 
 DEFAULT_TABLE = "bronze_trades_binance"
 JOB_OOM_MARKER = "/run/lab-pressure/job-oom"
@@ -136,7 +136,7 @@ def wm_history_bloat(dc, cfg, table):
 
 def volume_spike(dc, cfg, table):
     # K2's job cost grows with the rows; the lab's Spark is fast, so the fault also bounds its throughput.
-    fault_file("job-throughput", "3000")(dc, cfg, table)
+    fault_file("job-throughput", "6000")(dc, cfg, table)
     with lab_clients.pg(cfg) as conn, conn.cursor() as cur:
         column = "last_offload_timestamp" if cfg.watermark_layout == "state" else "max_timestamp"
         cur.execute(f"SELECT max({column}) FROM offload_watermarks WHERE table_name = %s", (table,))  # noqa: S608
@@ -239,6 +239,8 @@ def clear(dc, cfg: LabConfig, reset_table: Callable[[str], None]) -> list[str]:
             tar.add(str(JDBC_SOURCE), arcname=JDBC_SOURCE.name)
         spark.put_archive("/opt/spark/jars", buf.getvalue())
         actions.append("restored the JDBC driver file")
+    if render_flows(cfg):  # Scenario 5 mitigation A raised the task timeout in the host's flow file
+        actions.append(f"restored the flow file's task timeout ({cfg.task_timeout_seconds} s)")
     for pid in orphan_offload_pids(dc):
         spark.exec_run(["kill", "-9", str(pid)])
         actions.append(f"killed orphan offload process {pid} in k2-spark-iceberg")

@@ -44,6 +44,7 @@ def up(cfg: LabConfig, args) -> int:
     cfg.warehouse_dir.chmod(0o775)
     cfg.faults_dir.mkdir(parents=True, exist_ok=True)
     stack.render_prometheus(cfg)
+    stack.render_flows(cfg)
     stack.ensure_network(dc, cfg)
     specs = {s["name"]: s for s in stack.service_specs(cfg)}
     _check_ports(dc, cfg, specs)

@@ -1,7 +1,9 @@
 """The K2 twin's containers: images built locally (no registry), one user network, lab-labelled objects."""
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import shutil
 import subprocess
 import tarfile
@@ -18,6 +20,7 @@ SERVICES = LAB / "services"
 BASE_IMAGE = "k2-lab/base:1"
 LABELS = {LAB_LABEL: "true"}
 ROOT_LABEL = "io.k2-lab.root"  # the checkout a container's mounts point into
+SPEC_LABEL = "io.k2-lab.spec"  # digest of the spec the container was created from
 # Skeleton image: host programs run from a read-only /usr, so the image holds only dirs and /etc.
 SKELETON_DIRS = ("tmp", "var/tmp", "var/run", "run", "root", "home", "opt", "proc", "sys", "dev", "srv", "mnt")
 ETC_EXCLUDE = {"shadow", "gshadow", "ssh", "docker", "hosts", "resolv.conf", "hostname"}
@@ -123,13 +126,12 @@ def service_specs(cfg: LabConfig) -> list[dict]:
              env={**db_env, **offload_env, "JAVA_HOME": _java_home(), "LAB_FAULT_DIR": "/run/lab-faults"}),
         dict(name="k2-prefect-worker", image="k2-lab/prefect:1", aliases=["prefect-worker"], mem="768m",
              ports={8000: cfg.port_metrics},
-             binds={str(SERVICES / "flows"): "/opt/prefect/flows", str(SERVICES / "prefect"): "/opt/prefect/lab"},
+             binds={str(cfg.flows_dir): "/opt/prefect/flows", str(SERVICES / "prefect"): "/opt/prefect/lab"},
              rw_binds={"/var/run/docker.sock": "/var/run/docker.sock"},
              command=["python3", "/opt/prefect/lab/worker_supervisor.py"],
              env={**db_env, **offload_env, "PREFECT_API_URL": "http://prefect-server:4200/api",
                   "PREFECT_WORKER_QUERY_SECONDS": "1", "PYTHONPATH": "/opt/prefect/flows",
                   "PROMETHEUS_MULTIPROC_DIR": "/tmp/offload-metrics",
-                  "K2_OFFLOAD_TASK_TIMEOUT_SECONDS": str(cfg.task_timeout_seconds),
                   "K2_OFFLOAD_TASK_RETRY_DELAY_SECONDS": str(cfg.task_retry_delay_seconds),
                   "K2_OFFLOAD_SUBFLOW_RETRIES": str(cfg.subflow_retries)}),
         dict(name="k2-feed", image="k2-lab/feed:1", aliases=["feed"], mem="384m",
@@ -158,6 +160,32 @@ def render_prometheus(cfg: LabConfig) -> None:
     shutil.copy(src / "alertmanager.yml", out / "alertmanager.yml")
 
 
+FLOW_TIMEOUT_LITERAL = "timeout=600)"  # K2's literal in offload_table's subprocess.run
+
+
+def render_flows(cfg: LabConfig) -> bool:
+    """Write the flow files the worker mounts (the Docker host's copy, which Scenario 5 edits) with the lab's
+    task timeout. Returns True when a file changed, e.g. when a raised timeout was put back."""
+    cfg.flows_dir.mkdir(parents=True, exist_ok=True)
+    changed = False
+    for src in sorted((SERVICES / "flows").glob("*.py")):
+        text = src.read_text()
+        if src.name == "iceberg_offload_flow.py":
+            if text.count(FLOW_TIMEOUT_LITERAL) != 1:
+                raise LabError(f"{src} must contain exactly one {FLOW_TIMEOUT_LITERAL!r}")
+            text = text.replace(FLOW_TIMEOUT_LITERAL, f"timeout={cfg.task_timeout_seconds})")
+        dest = cfg.flows_dir / src.name
+        if not dest.exists() or dest.read_text() != text:
+            dest.write_text(text)
+            changed = True
+    return changed
+
+
+def spec_digest(spec: dict) -> str:
+    """Short digest of a container spec: a container made from an older spec is re-created."""
+    return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def ensure_network(dc, cfg: LabConfig):
     try:
         return dc.networks.get(cfg.network)
@@ -170,6 +198,10 @@ def ensure_container(dc, cfg: LabConfig, spec: dict) -> str:
     try:
         ctr = dc.containers.get(spec["name"])
     except NotFound:
+        ctr = None
+    digest = spec_digest(spec)
+    if ctr is not None and ctr.labels.get(SPEC_LABEL) != digest:
+        ctr.remove(force=True)  # its mounts/env/limits changed: named volumes keep the data
         ctr = None
     if ctr is not None:
         if ctr.status == "running":
@@ -187,7 +219,7 @@ def ensure_container(dc, cfg: LabConfig, spec: dict) -> str:
     common = service_common(cfg)
     volumes.update({h: {"bind": c, "mode": "ro"} for h, c in common["mounts"].items()})
     ctr = dc.containers.create(
-        spec["image"], name=spec["name"], command=spec.get("command"), labels={**LABELS, "io.k2-lab.service": spec["name"], ROOT_LABEL: str(PROJECT_ROOT)},
+        spec["image"], name=spec["name"], command=spec.get("command"), labels={**LABELS, "io.k2-lab.service": spec["name"], ROOT_LABEL: str(PROJECT_ROOT), SPEC_LABEL: digest},
         environment={**common["env"], **spec.get("env", {})}, volumes=volumes, mem_limit=spec["mem"],
         ports={f"{c}/tcp": ("127.0.0.1", h) for c, h in spec.get("ports", {}).items()},
         cap_drop=spec.get("cap_drop"), tmpfs=spec.get("tmpfs"), hostname=spec["aliases"][0], detach=True)

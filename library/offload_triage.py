@@ -84,6 +84,18 @@ failing_tables:
   returned: always
   type: list
   elements: str
+causes:
+  description:
+    - Causes within a scenario that change the remediation, so that playbooks never parse the evidence prose.
+    - C(clickhouse_memory) - code 241 or ClickHouse above the memory threshold (Scenario 2 restarts it);
+      C(spark_oom) - exit 137 / OutOfMemory / OOMKilled (Scenario 3 restarts Spark); C(volume_spike_tables) -
+      timed-out tables above the normal hourly volume (Scenario 5 runs one long manual offload);
+      C(orphan_processes) - offload jobs in the Spark container with no RUNNING flow run;
+      C(long_running_queries) - ClickHouse queries over the long-query threshold during a timeout.
+  returned: always
+  type: dict
+  sample: {clickhouse_memory: false, spark_oom: false, volume_spike_tables: [bronze_trades_binance],
+           orphan_processes: 1, long_running_queries: 0}
 error_classes:
   description: Classes of the error lines found in the failed runs' logs.
   returned: always

@@ -51,6 +51,12 @@ options:
     description: Fail when any table has a missing or duplicated row.
     type: bool
     default: false
+  window_seconds:
+    description:
+      - Width of the windows (by the rows' timestamp) in which missing and duplicated rows are counted, RV(tables[].windows).
+      - Removing duplicates is never done here - see docs/duplicates.md for the explicit, opt-in repair of a window.
+    type: int
+    default: 3600
   clickhouse_host:
     description: ClickHouse host (HTTP interface). Falls back to E(CLICKHOUSE_HOST).
     type: str
@@ -91,12 +97,17 @@ EXAMPLES = r"""
 
 RETURN = r"""
 tables:
-  description: Per table, C(hot_rows), C(cold_rows), C(missing), C(duplicated), C(window_start), C(watermark), and
-    C(error) (one line) when the table could not be checked.
+  description:
+    - Per table, C(hot_rows), C(cold_rows), C(missing), C(duplicated), C(window_start), C(watermark), and C(error)
+      (one line) when the table could not be checked.
+    - C(windows) - per window of O(window_seconds) with a difference, C(start), C(end), C(missing), C(duplicated)
+      (oldest first, the newest 48 kept) - where a repair of the cold tier has to act.
   returned: always
   type: list
   elements: dict
-  sample: [{table: bronze_trades_binance, hot_rows: 70149, cold_rows: 70149, missing: 0, duplicated: 0}]
+  sample: [{table: bronze_trades_binance, hot_rows: 70149, cold_rows: 70180, missing: 0, duplicated: 31,
+            windows: [{start: "2026-11-26T09:00:00+00:00", end: "2026-11-26T10:00:00+00:00", missing: 0,
+                       duplicated: 31}]}]
 clean:
   description: No table has a missing or duplicated row, and every table could be checked.
   returned: always
@@ -131,12 +142,14 @@ def main() -> None:
     spec.update(tables_argument_spec())
     spec.update(watermarks={"type": "dict", "required": True}, warehouse_path={"type": "path", "required": True},
                 written_warehouse_path={"type": "str", "default": "/home/iceberg/warehouse"},
-                fail_on_mismatch={"type": "bool", "default": False})
+                fail_on_mismatch={"type": "bool", "default": False}, window_seconds={"type": "int", "default": 3600})
     module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
     p = module.params
     check_tables(module, p["tables"])
     if invalid_identifiers([p["clickhouse_database"]]):
         module.fail_json(msg=f"Invalid database name {p['clickhouse_database']!r}.")
+    if not 60 <= p["window_seconds"] <= 7 * 86400:
+        module.fail_json(msg=f"window_seconds must be between 60 and 604800, got {p['window_seconds']}.")
     if not os.path.isdir(p["warehouse_path"]):
         module.fail_json(msg=f"warehouse_path {p['warehouse_path']} is not a directory on {os.uname().nodename}.")
     bounds = {}
@@ -164,7 +177,7 @@ def main() -> None:
     for table in p["tables"]:
         try:
             results.append(table_truth(client, table, bounds.get(table["source"]), p["warehouse_path"],
-                                       p["written_warehouse_path"]))
+                                       p["written_warehouse_path"], window_seconds=p["window_seconds"]))
         except Exception as exc:  # noqa: BLE001 - a table that cannot be read is a finding with its name
             results.append({"table": table["source"], "error": f"{table['source']}: "
                                                               f"{one_line_error(str(exc) or type(exc).__name__, secrets)}"})

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import statistics
 from datetime import datetime, timezone
 
 SCENARIOS = {
@@ -39,6 +40,9 @@ LOG_CLASSES = (
                            r"JDBC driver not found|Permission denied|Unhandled exception", re.I)),
 )
 FINAL_RUN_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+# Causes within a scenario that change the remediation (remediate.yml reads `causes`, never the evidence prose).
+CLICKHOUSE_MEMORY = re.compile(r"MEMORY_LIMIT_EXCEEDED|Code: 241|% of its .* limit")
+SPARK_OOM = re.compile(r"exit code:? 137|OutOfMemory|OOMKilled|\bKilled\b", re.I)
 GENERIC_PROCESS_LINE = re.compile(r"Exit code: 1\b|CalledProcessError|Unhandled exception", re.I)
 CLASS_SCENARIO = {"connection": 2, "process": 3, "watermark": 4, "timeout": 5}
 TABLE_IN_LINE = re.compile(r"Offload (?:failed|timeout):\s*([A-Za-z0-9_]+)|Offload failed for ([A-Za-z0-9_]+)|"
@@ -256,21 +260,55 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
     if orphans and not prefect.get("running_runs"):
         t.add(5, f"{len(orphans)} offload process(es) running in {spark_name} with no RUNNING flow run (orphans of "
                  "a timed-out task)")
+    spike_tables, slow_queries = [], []
     if classes.get("timeout") or 5 in t.evidence:
         for table, info in (clickhouse.get("tables") or {}).items():
             if info.get("volume") in ("elevated", "spike") and (not failing or table in failing):
                 t.add(5, f"{table}: {info.get('rows_last_hour')} rows in the last hour ({info.get('volume')})", [table])
+                spike_tables.append(table)
         for q in clickhouse.get("long_running_queries") or []:
             t.add(5, f"long-running ClickHouse query ({q.get('elapsed')} s): {str(q.get('query'))[:120]}")
+            slow_queries.append(q)
+        trend = duration_trend(prefect.get("flow_runs") or [])
+        if trend:
+            t.add(5, trend)
 
     scenarios = t.result({x for x in failing if x in tables} or failing, failure_evidence)
     headroom = ttl_headroom(clickhouse, wm_info, now)
     return {"status": "healthy" if not scenarios else ("unknown" if scenarios[0]["key"] == "unknown" else "degraded"),
             "scenarios": scenarios, "failing_tables": sorted(failing), "error_classes": sorted(classes),
             "stale_alert_tables": sorted(stale_alerts),
+            "causes": {
+                "clickhouse_memory": any(CLICKHOUSE_MEMORY.search(e) for e in t.evidence.get(2, [])),
+                "spark_oom": any(SPARK_OOM.search(e) for e in t.evidence.get(3, [])),
+                "volume_spike_tables": sorted(spike_tables),
+                "orphan_processes": len(orphans) if orphans and not prefect.get("running_runs") else 0,
+                "long_running_queries": len(slow_queries)},
             "ttl_headroom_seconds": headroom,
             "min_ttl_headroom_seconds": min(headroom.values()) if headroom else None,
             "prometheus_metrics_exported": bool(alerts.get("reachable")) and alerts.get("metrics_empty") is False}
+
+
+def run_seconds(run: dict) -> float | None:
+    start, end = _parse_ts(run.get("start_time")), _parse_ts(run.get("end_time"))
+    return (end - start).total_seconds() if start and end else None
+
+
+def duration_trend(runs: list[dict], factor: float = 1.5) -> str | None:
+    """Runbook Scenario 5 "performance degradation": the newest finished run took `factor` x the median of the
+    COMPLETED runs before it (newest first in `runs`)."""
+    finished = [r for r in runs if r.get("state_type") in FINAL_RUN_STATES and run_seconds(r) is not None]
+    if len(finished) < 3:
+        return None
+    newest = run_seconds(finished[0])
+    earlier = sorted(run_seconds(r) for r in finished[1:] if r.get("state_type") == "COMPLETED")
+    if len(earlier) < 2:
+        return None
+    median = statistics.median(earlier)
+    if median > 0 and newest >= factor * median:
+        return (f"flow run duration trend: the newest run took {newest:.0f} s, {newest / median:.1f}x the median "
+                f"{median:.0f} s of {len(earlier)} earlier completed runs")
+    return None
 
 
 def normalize_container(name: str, info: dict | None, stats: dict | None = None) -> dict:

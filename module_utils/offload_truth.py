@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 NULL_TOKEN = "\\N"
@@ -106,34 +106,62 @@ def _as_keys(table, columns: list[str]):
     return pa.table(arrays, names=columns)
 
 
-def compare(hot, cold, columns: list[str]) -> dict:
-    """Multiset comparison of whole rows: missing = in hot, not (often enough) in cold; duplicated = extra copies."""
+def compare(hot, cold, columns: list[str], ts_col: str | None = None, window_seconds: int = 3600,
+            max_windows: int = 48) -> dict:
+    """Multiset comparison of whole rows: missing = in hot, not (often enough) in cold; duplicated = extra copies.
+    With ts_col, also per window of window_seconds (by the row's timestamp): where the rows are missing or doubled,
+    which is what a repair of the cold tier needs (newest max_windows windows kept)."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     hot_counts = _as_keys(hot, columns).group_by(columns).aggregate([([], "count_all")])
     hot_counts = hot_counts.rename_columns([*columns, "hot_n"])
     if cold is None or cold.num_rows == 0:
-        return {"hot_rows": hot.num_rows, "cold_rows": 0, "missing": hot.num_rows, "duplicated": 0}
-    cold_counts = _as_keys(cold, columns).group_by(columns).aggregate([([], "count_all")])
-    cold_counts = cold_counts.rename_columns([*columns, "cold_n"])
-    joined = hot_counts.join(cold_counts, keys=columns, join_type="full outer")
-    hot_n = pc.fill_null(joined.column("hot_n"), 0)
-    cold_n = pc.fill_null(joined.column("cold_n"), 0)
-    diff = pc.subtract(hot_n, cold_n)
-    missing = pc.sum(pc.max_element_wise(diff, 0)).as_py() or 0
-    duplicated = pc.sum(pc.max_element_wise(pc.negate(diff), 0)).as_py() or 0
-    return {"hot_rows": hot.num_rows, "cold_rows": cold.num_rows, "missing": int(missing),
-            "duplicated": int(duplicated)}
+        joined = hot_counts.append_column("cold_n", pa.array([0] * hot_counts.num_rows, pa.int64()))
+    else:
+        cold_counts = _as_keys(cold, columns).group_by(columns).aggregate([([], "count_all")])
+        cold_counts = cold_counts.rename_columns([*columns, "cold_n"])
+        joined = hot_counts.join(cold_counts, keys=columns, join_type="full outer")
+    diff = pc.subtract(pc.fill_null(joined.column("hot_n"), 0), pc.fill_null(joined.column("cold_n"), 0))
+    missing_n, duplicated_n = pc.max_element_wise(diff, 0), pc.max_element_wise(pc.negate(diff), 0)
+    result = {"hot_rows": hot.num_rows, "cold_rows": 0 if cold is None else cold.num_rows,
+              "missing": int(pc.sum(missing_n).as_py() or 0), "duplicated": int(pc.sum(duplicated_n).as_py() or 0)}
+    if ts_col is not None:
+        result["windows"] = _windows(joined.column(ts_col), missing_n, duplicated_n, window_seconds, max_windows)
+    return result
+
+
+def _windows(ts_keys, missing_n, duplicated_n, window_seconds: int, max_windows: int) -> list[dict]:
+    """[{start, end, missing, duplicated}] for the windows with a difference, oldest first."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from datetime import timezone as tz
+    differs = pc.or_(pc.greater(missing_n, 0), pc.greater(duplicated_n, 0))
+    if not pc.any(differs).as_py():
+        return []
+    micros = pc.cast(pc.filter(ts_keys, differs), pa.int64())
+    width = window_seconds * 1_000_000
+    table = pa.table({"window": pc.multiply(pc.divide(micros, width), width),
+                      "missing": pc.filter(missing_n, differs), "duplicated": pc.filter(duplicated_n, differs)})
+    rows = table.group_by("window").aggregate([("missing", "sum"), ("duplicated", "sum")]).sort_by("window")
+    out = []
+    for start, missing, duplicated in zip(*(rows.column(c).to_pylist()
+                                            for c in ("window", "missing_sum", "duplicated_sum"))):
+        begin = datetime.fromtimestamp(start / 1_000_000, tz.utc)
+        out.append({"start": begin.isoformat(), "end": (begin + timedelta(seconds=window_seconds)).isoformat(),
+                    "missing": int(missing), "duplicated": int(duplicated)})
+    return out[-max_windows:]
 
 
 def table_truth(client, table: dict, upper: datetime | None, warehouse, written_warehouse: str,
-                database: str | None = None) -> dict:
+                database: str | None = None, window_seconds: int = 3600) -> dict:
     """Hot vs cold rows of one TABLE_CONFIG entry over [oldest hot row, upper] (upper = the watermark).
 
     client is a clickhouse-connect client; names come from validated TABLE_CONFIG entries."""
     from datetime import timezone as tz
     source, ts_col = table["source"], table["timestamp_col"]
     if upper is None or upper.year == 1970:
-        return {"table": source, "watermark": None, "hot_rows": 0, "cold_rows": 0, "missing": 0, "duplicated": 0}
+        return {"table": source, "watermark": None, "hot_rows": 0, "cold_rows": 0, "missing": 0, "duplicated": 0,
+                "windows": []}
     qualified = f"{database}.{source}" if database else source
     lower = client.query(f"SELECT min({ts_col}) FROM {qualified}").first_row[0]  # noqa: S608 - validated names
     select = table.get("columns") or "*"
@@ -146,4 +174,4 @@ def table_truth(client, table: dict, upper: datetime | None, warehouse, written_
     lower_utc = lower.replace(tzinfo=tz.utc) if lower.tzinfo is None else lower
     cold = read_cold(warehouse, table["target"], columns, ts_col, lower_utc, upper_utc, written_warehouse)
     return {"table": source, "watermark": upper_utc.isoformat(), "window_start": lower_utc.isoformat(),
-            **compare(hot, cold, columns)}
+            **compare(hot, cold, columns, ts_col, window_seconds)}

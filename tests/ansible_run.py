@@ -45,3 +45,16 @@ def run_module(module: str, args: dict, check: bool = False, timeout: float = 12
         return next(iter(out["plays"][0]["tasks"][0]["hosts"].values()))
     except (KeyError, IndexError, StopIteration) as exc:
         raise AssertionError(f"no result from ansible-playbook: {out} {stderr[-2000:]}") from exc
+
+
+def run_molecule(scenario: str) -> None:
+    """`molecule test -s scenario` on the shared lab; its whole output is kept in .lab/molecule-<scenario>.log."""
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}", "ANSIBLE_NOCOLOR": "1",
+           "PY_COLORS": "0", "ANSIBLE_FORCE_COLOR": "0", "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg")}
+    proc = subprocess.run([str(ROOT / ".venv" / "bin" / "molecule"), "test", "-s", scenario], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=1200)
+    output = proc.stdout + proc.stderr
+    (ROOT / ".lab" / f"molecule-{scenario}.log").write_text(output)  # the whole run, for whoever debugs it
+    assert proc.returncode == 0, output[-6000:]
+    for step in ("prepare", "check", "side_effect", "converge", "idempotence", "verify", "destroy"):
+        assert f"[{scenario} > {step}] Executed: Successful" in output, f"{step} did not run: {output[-3000:]}"

@@ -16,7 +16,7 @@ import offload_watermark_logic
 
 sys.modules.setdefault("ansible.module_utils.offload_watermark_logic", offload_watermark_logic)
 import offload_watermark_repair  # noqa: E402
-from ansible_run import run_module  # noqa: E402
+from ansible_run import run_molecule, run_module  # noqa: E402
 from conftest import TABLE, Lab  # noqa: E402
 from stack import PROJECT_ROOT, LabError  # noqa: E402
 
@@ -115,3 +115,9 @@ def test_runbook_global_cleanup_would_destroy_other_tables_history_and_per_table
     again = run_module("offload_watermark", {"action": "prune", "keep": 10, "tables": list(before), **PG})
     assert not again["changed"] and again["deleted"] == 0
     lab.clear()
+
+
+def test_molecule_watermark_repair_in_the_history_layout(history_lab):
+    """molecule/offload_watermark_repair_history: bloat fault, --check changes nothing, converge prunes per table,
+    idempotence, verify (a run appends its row, truth clean, diagnosis healthy)."""
+    run_molecule("offload_watermark_repair_history")

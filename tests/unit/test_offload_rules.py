@@ -198,6 +198,57 @@ def test_timeout_with_spike_and_orphans_is_scenario_5():
     evidence = " ".join(result["scenarios"][0]["evidence"])
     assert "12000000 rows" in evidence and "orphans" in evidence
     assert result["failing_tables"] == ["bronze_trades_binance"]
+    assert result["causes"] == {"clickhouse_memory": False, "spark_oom": False,
+                                "volume_spike_tables": ["bronze_trades_binance"], "orphan_processes": 1,
+                                "long_running_queries": 0}
+
+
+def test_healthy_stack_has_no_causes():
+    causes = rules.triage(healthy_facts(), TABLES, now=NOW)["causes"]
+    assert causes == {"clickhouse_memory": False, "spark_oom": False, "volume_spike_tables": [],
+                      "orphan_processes": 0, "long_running_queries": 0}
+
+
+@pytest.mark.parametrize("line, cause", [
+    ("Code: 241. DB::Exception: Memory limit (total) exceeded (MEMORY_LIMIT_EXCEEDED)", "clickhouse_memory"),
+    ("  Exit code: 137", "spark_oom"),
+    ("java.lang.OutOfMemoryError: Java heap space", "spark_oom"),
+])
+def test_causes_that_change_the_remediation_are_structured(line, cause):
+    facts = healthy_facts()
+    facts["prefect"]["flow_runs"] = [failed_run("✗ Offload failed: bronze_trades_binance", line)]
+    causes = rules.triage(facts, TABLES, now=NOW)["causes"]
+    assert causes[cause] is True
+    assert [k for k in ("clickhouse_memory", "spark_oom") if causes[k]] == [cause]
+
+
+def test_clickhouse_above_its_memory_threshold_is_a_memory_cause():
+    facts = healthy_facts()
+    facts["containers"]["k2-clickhouse"]["memory_usage"] = 950
+    assert rules.triage(facts, TABLES, now=NOW)["causes"]["clickhouse_memory"] is True
+
+
+def _run(state, seconds, minutes_ago):
+    end = NOW - timedelta(minutes=minutes_ago)
+    return {"name": f"r{minutes_ago}", "state_type": state, "start_time": (end - timedelta(seconds=seconds)).isoformat(),
+            "end_time": end.isoformat()}
+
+
+def test_duration_trend_flags_a_run_much_longer_than_the_completed_ones():
+    runs = [_run("FAILED", 140, 0), _run("COMPLETED", 40, 15), _run("COMPLETED", 50, 30), _run("COMPLETED", 45, 45)]
+    assert rules.duration_trend(runs) == ("flow run duration trend: the newest run took 140 s, 3.1x the median 45 s "
+                                          "of 3 earlier completed runs")
+    assert rules.duration_trend([_run("COMPLETED", 60, 0), *runs[1:]]) is None  # 1.3x: normal noise
+    assert rules.duration_trend(runs[:2]) is None  # too little history to call a trend
+
+
+def test_duration_trend_is_timeout_evidence():
+    facts = healthy_facts()
+    facts["prefect"]["flow_runs"] = [
+        {**_run("FAILED", 140, 0), "log_lines": ["✗ Offload timeout: bronze_trades_binance (exceeded 10 minutes)"]},
+        _run("COMPLETED", 40, 15), _run("COMPLETED", 50, 30)]
+    evidence = rules.triage(facts, TABLES, now=NOW)["scenarios"][0]["evidence"]
+    assert any(e.startswith("flow run duration trend: the newest run took 140 s") for e in evidence)
 
 
 def test_in_flight_offload_with_running_flow_run_is_not_an_orphan():

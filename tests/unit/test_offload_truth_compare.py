@@ -2,7 +2,7 @@
 casts ClickHouse vs Iceberg need), and relocate() of the Spark container's warehouse paths."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
 import pyarrow as pa
@@ -72,3 +72,33 @@ def test_decimal_precisions_of_k2_compare_equal():
 @pytest.mark.parametrize("written_root", ["/home/iceberg/warehouse", "/home/iceberg/warehouse/"])
 def test_relocate(location, expected, written_root):
     assert offload_truth.relocate(location, written_root, "/srv/wh/") == expected
+
+
+def _trades(*minutes_and_seqs):
+    return pa.table({"ts": pa.array([T0 + timedelta(minutes=m) for m, _ in minutes_and_seqs], pa.timestamp("us", "UTC")),
+                     "seq": pa.array([s for _, s in minutes_and_seqs], pa.int64())})
+
+
+def test_differences_are_reported_per_window_of_the_timestamp():
+    hot = _trades((5, 1), (10, 2), (70, 3), (75, 4), (130, 5))
+    # hour 0: row 2 doubled; hour 1: row 4 missing, row 3 tripled; hour 2 clean
+    cold = _trades((5, 1), (10, 2), (10, 2), (70, 3), (70, 3), (70, 3), (130, 5))
+    result = offload_truth.compare(hot, cold, ["ts", "seq"], ts_col="ts", window_seconds=3600)
+    assert (result["missing"], result["duplicated"]) == (1, 3)
+    assert result["windows"] == [
+        {"start": T0.isoformat(), "end": (T0 + timedelta(hours=1)).isoformat(), "missing": 0, "duplicated": 1},
+        {"start": (T0 + timedelta(hours=1)).isoformat(), "end": (T0 + timedelta(hours=2)).isoformat(),
+         "missing": 1, "duplicated": 2}]
+
+
+def test_clean_comparison_has_no_windows_and_absent_cold_is_all_missing_per_window():
+    hot = _trades((5, 1), (65, 2))
+    assert offload_truth.compare(hot, hot, ["ts", "seq"], ts_col="ts")["windows"] == []
+    absent = offload_truth.compare(hot, None, ["ts", "seq"], ts_col="ts", window_seconds=7200)
+    assert absent["missing"] == 2 and [w["missing"] for w in absent["windows"]] == [2]
+
+
+def test_only_the_newest_windows_are_kept():
+    hot = _trades(*((m * 60, m) for m in range(10)))
+    result = offload_truth.compare(hot, None, ["ts", "seq"], ts_col="ts", max_windows=3)
+    assert [w["start"] for w in result["windows"]] == [(T0 + timedelta(hours=h)).isoformat() for h in (7, 8, 9)]

@@ -127,9 +127,11 @@ def spike(table: str, factor: int, rate: int, after: datetime | None) -> int:
         raise SystemExit(f"spike: only bronze tables can spike, not {table!r}")
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     end = now - timedelta(minutes=5, seconds=1)  # inside the job's 5-minute buffer limit
-    start = max(after or now - timedelta(hours=1), now - timedelta(hours=1))
-    if start >= end:
-        start = end - timedelta(seconds=10)
+    # Strictly after the watermark at ClickHouse's millisecond precision: a row stamped in the watermark's own
+    # millisecond is never offloaded (the window is `ts > watermark`), which would be the lab's loss, not K2's.
+    start = max(after + timedelta(milliseconds=1) if after else now - timedelta(hours=1), now - timedelta(hours=1))
+    if start >= end - timedelta(seconds=10):  # a fresh watermark: the spike lands just after it
+        end = start + timedelta(seconds=10)
     count = rate * 3600 * (factor - 1)
     ch = client()
     # In slices, so the feed's small container never holds the whole spike in memory.

@@ -20,8 +20,6 @@ from table_config import enabled_tables
 
 SPARK_CONTAINER = os.environ.get("K2_SPARK_CONTAINER", "k2-spark-iceberg")
 OFFLOAD_SCRIPT = "/home/iceberg/offload/offload_generic.py"
-# K2: timeout=600 (10-minute timeout). The lab shortens it through the environment.
-TASK_TIMEOUT_SECONDS = int(os.environ.get("K2_OFFLOAD_TASK_TIMEOUT_SECONDS", "600"))
 TASK_RETRIES = int(os.environ.get("K2_OFFLOAD_TASK_RETRIES", "2"))
 TASK_RETRY_DELAY_SECONDS = int(os.environ.get("K2_OFFLOAD_TASK_RETRY_DELAY_SECONDS", "30"))
 SUBFLOW_RETRIES = int(os.environ.get("K2_OFFLOAD_SUBFLOW_RETRIES", "1"))
@@ -39,10 +37,12 @@ def offload_table(cfg: dict) -> int:
            "--layer", cfg["layer"], "--columns", cfg["columns"]]
     started = time.time()
     try:
-        result = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=TASK_TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
+        # As in K2, the task timeout is a literal here (runbook Scenario 5 mitigation A edits it in place);
+        # the lab renders this file under .lab/flows with its own shorter value.
+        result = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=600)  # 10-minute timeout
+    except subprocess.TimeoutExpired as exc:
         # Killing the local `docker exec` client does NOT stop the job inside the container (as in K2).
-        logger.error("✗ Offload timeout: %s (exceeded %s minutes)", table, f"{TASK_TIMEOUT_SECONDS / 60:g}")
+        logger.error("✗ Offload timeout: %s (exceeded %s minutes)", table, f"{exc.timeout / 60:g}")
         offload_errors_total.labels(table, "timeout").inc()
         raise
     except subprocess.CalledProcessError as exc:
