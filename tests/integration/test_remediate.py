@@ -1,6 +1,9 @@
 """playbooks/remediate.yml beyond the per-fault end-to-end tests: healthy stack, check mode, bad input."""
 from __future__ import annotations
 
+import re
+
+from ansible_run import run_module, run_playbook
 from conftest import remediate
 
 
@@ -27,7 +30,7 @@ def test_check_mode_prints_the_plan_and_changes_nothing(clean_lab):
 def test_forced_scenario_out_of_range_is_one_clear_error(lab):
     rc, report, output, _ = remediate("-e", "remediate_scenarios=7")
     assert rc != 0 and report is None
-    assert "remediate_scenarios must be among [1, 2, 3, 4], got 7." in output
+    assert "remediate_scenarios must be among [1, 2, 3, 4, 5], got 7." in output
     assert "Traceback" not in output
 
 
@@ -39,3 +42,32 @@ def test_forced_scenario_runs_and_a_blown_budget_escalates(lab):
     assert report["status"] == "escalated" and report["remediated_scenarios"] == [2], report
     assert "Recovered only after the escalation budget of 0 s" in report["escalation"]
     assert report["outcomes"][0]["actions"] == []  # nothing was broken, nothing was done
+
+
+def _flow_timeout(lab) -> int:
+    return int(re.search(r"check=True, timeout=(\d+)\)", (lab.cfg.flows_dir / "iceberg_offload_flow.py").read_text())[1])
+
+
+def test_timeout_revert_puts_the_normal_timeout_back_once_and_restarts_the_worker(clean_lab):
+    """The pair of Scenario 5 mitigation A: --check changes nothing, the revert restarts the worker only when
+    the flow file changed, a second revert is a no-op. (clean_lab's clear would also restore the file.)"""
+    lab = clean_lab
+    flow_file = lab.cfg.flows_dir / "iceberg_offload_flow.py"
+    raised = run_module("offload_flow_timeout", {"path": str(flow_file), "timeout": 120})
+    assert raised["changed"] and _flow_timeout(lab) == 120
+    worker = lab.dc.containers.get("k2-prefect-worker")
+    started_at = worker.attrs["State"]["StartedAt"]
+
+    rc, out, _ = run_playbook("playbooks/timeout_revert.yml", "--check")
+    assert rc == 0 and out["stats"]["k2-lab"]["changed"] >= 1, out.get("stats")
+    assert _flow_timeout(lab) == 120
+
+    rc, out, _ = run_playbook("playbooks/timeout_revert.yml")
+    assert rc == 0, str(out)[-2000:]
+    assert _flow_timeout(lab) == lab.cfg.task_timeout_seconds
+    worker.reload()
+    assert worker.attrs["State"]["StartedAt"] != started_at  # restarted to pick the file up (runbook)
+    assert lab.prefect.worker_online()
+
+    rc, out, _ = run_playbook("playbooks/timeout_revert.yml")
+    assert rc == 0 and out["stats"]["k2-lab"]["changed"] == 0, out.get("stats")
