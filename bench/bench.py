@@ -3,7 +3,7 @@ verified recovery per remediated scenario (MTTR), resident memory per container.
 
 Medians over repeated runs (this machine is shared and noisy); the run count is printed with each figure.
 `bench.py [section ...]` runs only the named sections (startup, cycle, diagnose, mttr, watermark, memory) and
-`K2_BENCH_MTTR_FAULTS=job-slow,volume-spike` only those MTTR faults.
+`K2_BENCH_MTTR_FAULTS=job-slow,volume-spike` only those MTTR faults; `K2_BENCH_RUNS` sets the repetitions (3).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ import stack  # noqa: E402
 from config import LabConfig  # noqa: E402
 
 LABCTL = [sys.executable, str(ROOT / "lab" / "labctl.py")]
-RUNS = 3
+RUNS = int(os.environ.get("K2_BENCH_RUNS", "3"))  # medians of RUNS; the machine is shared and noisy
 SECTIONS = ("startup", "cycle", "diagnose", "mttr", "watermark", "memory")
 # One representative fault per remediated scenario (both for timeouts): (scenario, fault, before the fault,
 # after it). A watermark fault needs offloaded data to be wrong about ("offload"); job-oom and the timeouts show
