@@ -2,13 +2,10 @@
 converge, idempotence, verify (healthy, truth check clean), clear."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from ansible_run import run_molecule
+from ansible_run import ROOT, run_molecule
 
-ROOT = Path(__file__).resolve().parents[2]
 # *_history scenarios need the lab in the history layout: test_zz_history_layout.py runs them.
 SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml") if not p.parent.name.endswith("_history"))
 
