@@ -26,6 +26,48 @@ NEXT_ACTIONS = {
        "manual offload with a longer timeout (remediate.yml).",
 }
 
+DEFAULT_CONTAINERS = {"prefect_db": "k2-prefect-db", "prefect_server": "k2-prefect-server",
+                      "prefect_worker": "k2-prefect-worker", "clickhouse": "k2-clickhouse", "spark": "k2-spark-iceberg"}
+# The stack's dependency graph, upstream first: a component that is down here is the root cause, and what fails
+# downstream of it (Prefect API errors, stale worker heartbeat, unreadable watermarks) is its consequence.
+ORCHESTRATION = (
+    ("prefect_db", "PostgreSQL (k2-prefect-db): Prefect's database and the offload watermarks"),
+    ("prefect_server", "Prefect server (k2-prefect-server): API, scheduler, work pools"),
+)
+ROOT_CAUSE_NEXT = {
+    "prefect_db": "Start k2-prefect-db (never re-create it: its volume is Prefect's state and the watermarks), wait "
+                  "until it accepts connections, then the Prefect server and worker; escalate at once if it exits with "
+                  "data-directory errors (remediate.yml).",
+    "prefect_server": "Start k2-prefect-server, wait until its API answers, then check the worker polls its pool and "
+                      "verify with one flow run (remediate.yml).",
+}
+# Probe -> (component named in the report, orchestration/container keys whose outage explains its failure).
+PROBES = (
+    ("watermarks", "PostgreSQL watermarks (offload_watermarks)", ("prefect_db",)),
+    ("prefect", "Prefect API", ("prefect_db", "prefect_server")),
+    ("clickhouse", "ClickHouse", ("clickhouse",)),
+    ("iceberg", "cold tier (Iceberg metadata)", ()),
+    ("spark", "Spark container probes", ("spark",)),
+    ("docker", "Docker API (container state)", ()),
+    ("alerts", "Prometheus", ()),
+    ("alertmanager", "Alertmanager", ()),
+)
+MONITORING_PROBES = ("alerts", "alertmanager")
+# A probe that was refused for its credentials says nothing about the component's health: it is blind, never a
+# scenario (restarting ClickHouse does not fix a wrong password).
+AUTH_FAILURE = re.compile(r"authentication failed|AUTHENTICATION_FAILED|Code: 516|password|permission denied|"
+                          r"\b401\b|\b403\b|not authorized|access denied", re.I)
+# Log lines after which starting PostgreSQL again is not safe: the data directory itself is damaged or foreign.
+UNSAFE_DB_START = (r"data directory .* (has invalid permissions|has wrong ownership|is not empty)|"
+                   r"exists but is not empty|database files are incompatible|PANIC:|could not (open|read|locate) "
+                   r"(file|a valid checkpoint)|invalid checkpoint record|invalid data in file|No space left on device")
+STATUSES = {
+    "healthy": "every probe answered and no runbook scenario or root cause applies",
+    "degraded": "a root cause or runbook scenario was found (with evidence)",
+    "unknown": "failures are seen but no rule explains them",
+    "blind": "no fault found, but at least one probe did not answer: the diagnosis cannot vouch for that component",
+}
+
 # Log-line classes, most specific first; a line gets the first class that matches.
 LOG_CLASSES = (
     ("timeout", re.compile(r"Offload timeout|TimeoutExpired|timed out after|exceeded \d+ minutes", re.I)),
@@ -185,18 +227,34 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
     failing.update(x for x in tables_in_lines(log_lines) if x in tables)
     classes = classify_lines(log_lines)
 
-    # Scenario 1: the worker (and the orchestration it depends on).
-    worker_down = container_down(containers.get(names.get("prefect_worker", "k2-prefect-worker")))
+    # Root causes upstream of the worker: the orchestration it depends on (PostgreSQL, then the Prefect server).
+    docker_known = (facts.get("docker") or {}).get("reachable") is not False
+    down = {key: container_down(containers.get(names.get(key, DEFAULT_CONTAINERS[key])))
+            for key in DEFAULT_CONTAINERS if docker_known}  # Docker not answering: states unknown, never "absent"
+    root_causes, consequences = [], []
+    for key, title in ORCHESTRATION:
+        if down.get(key):
+            container = names.get(key, DEFAULT_CONTAINERS[key])
+            root_causes.append({"component": key, "container": container, "title": title,
+                                "evidence": [f"{container}: {down[key]}"],
+                                "consequences": consequences, "next_action": ROOT_CAUSE_NEXT[key]})
+
+    # Scenario 1: the worker.
+    worker_down = down.get("prefect_worker")
     if worker_down:
         t.add(1, f"k2-prefect-worker: {worker_down}")
-    if prefect.get("reachable") is False:
-        t.add(1, f"Prefect API unreachable: {prefect.get('error')}")
+    if prefect.get("reachable") is False and root_causes:
+        consequences.append(f"Prefect API unreachable: {prefect.get('error')}")
     elif prefect.get("reachable") and not prefect.get("worker_online") and not worker_down:
-        t.add(1, "no worker of pool iceberg-offload is online (heartbeat stale)")
+        stale = "no worker of pool iceberg-offload is online (heartbeat stale)"
+        if root_causes:
+            consequences.append(stale)
+        else:
+            t.add(1, stale)
 
     # Scenario 2: ClickHouse.
     ch_name = names.get("clickhouse", "k2-clickhouse")
-    ch_down = container_down(containers.get(ch_name))
+    ch_down = down.get("clickhouse")
     if ch_down:
         t.add(2, f"{ch_name}: {ch_down}")
     ch_state = containers.get(ch_name) or {}
@@ -206,14 +264,14 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
     usage, limit = ch_state.get("memory_usage"), ch_state.get("memory_limit")
     if usage and limit and usage > memory_threshold * limit:
         t.add(2, f"{ch_name} memory {usage / 2**20:.0f} MiB > {memory_threshold:.0%} of its {limit / 2**20:.0f} MiB limit")
-    if clickhouse.get("reachable") is False and not ch_down:
+    if clickhouse.get("reachable") is False and not ch_down and not AUTH_FAILURE.search(str(clickhouse.get("error"))):
         t.add(2, f"ClickHouse unreachable: {clickhouse.get('error')}")
     for line in classes.get("connection", []):
         t.add(2, f"log: {line}")
 
     # Scenario 3: Spark.
     spark_name = names.get("spark", "k2-spark-iceberg")
-    spark_down = container_down(containers.get(spark_name))
+    spark_down = down.get("spark")
     if spark_down:
         t.add(3, f"{spark_name}: {spark_down}")
     if spark.get("jdbc_present") is False:
@@ -273,9 +331,16 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
         if trend:
             t.add(5, trend)
 
+    if root_causes and watermarks.get("reachable") is False:
+        consequences.append(f"watermarks unreadable: {watermarks.get('error')}")
     scenarios = t.result({x for x in failing if x in tables} or failing, failure_evidence)
+    if root_causes and scenarios and scenarios[0]["key"] == "unknown":
+        consequences += scenarios.pop()["evidence"]  # failures a down orchestration component explains
+    blind = blind_probes(facts, down, scenarios)
     headroom = ttl_headroom(clickhouse, wm_info, now)
-    return {"status": "healthy" if not scenarios else ("unknown" if scenarios[0]["key"] == "unknown" else "degraded"),
+    return {"status": diagnosis_status(root_causes, scenarios, blind),
+            "root_causes": root_causes, "blind": blind,
+            "alerting_blind": [b for b in blind if b["monitoring"]] != [],
             "scenarios": scenarios, "failing_tables": sorted(failing), "error_classes": sorted(classes),
             "stale_alert_tables": sorted(stale_alerts),
             "causes": {
@@ -287,6 +352,33 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
             "ttl_headroom_seconds": headroom,
             "min_ttl_headroom_seconds": min(headroom.values()) if headroom else None,
             "prometheus_metrics_exported": bool(alerts.get("reachable")) and alerts.get("metrics_empty") is False}
+
+
+def blind_probes(facts: dict, down: dict, scenarios: list[dict]) -> list[dict]:
+    """Probes that did not answer and whose failure no down component explains: {component, probe, cause,
+    monitoring}. ClickHouse's non-auth failures are Scenario 2 already, so they are not listed twice."""
+    out = []
+    in_scenario_2 = any(s["scenario"] == 2 for s in scenarios)
+    for probe, component, explained_by in PROBES:
+        result = facts.get(probe)
+        if not isinstance(result, dict) or result.get("reachable") is not False:
+            continue
+        if any(down.get(key) for key in explained_by):
+            continue
+        cause = str(result.get("error") or "no answer").strip().splitlines()[0][:300]
+        if probe == "clickhouse" and in_scenario_2 and not AUTH_FAILURE.search(cause):
+            continue
+        out.append({"component": component, "probe": probe, "cause": cause, "monitoring": probe in MONITORING_PROBES})
+    return out
+
+
+def diagnosis_status(root_causes: list, scenarios: list, blind: list) -> str:
+    """One of STATUSES. `healthy` only when every probe answered and nothing applies."""
+    if root_causes or (scenarios and scenarios[0]["key"] != "unknown"):
+        return "degraded"
+    if scenarios:
+        return "unknown"
+    return "blind" if blind else "healthy"
 
 
 def run_seconds(run: dict) -> float | None:
@@ -380,12 +472,24 @@ def facts_from_raw(raw: dict) -> dict:
         except ValueError:
             continue
     names = raw.get("container_names") or {}
-    containers = {}
-    for name, info in zip(raw.get("container_list") or [], raw.get("containers_info") or []):
+    containers, docker_errors = {}, []
+    for name, result in zip(raw.get("container_list") or [], raw.get("containers_info") or []):
+        # community.docker's per-container result: `container` is None for an absent container; a failed task
+        # means the Docker API did not answer, which says nothing about the container.
+        if isinstance(result, dict) and "exists" not in result and ("msg" in result or result.get("failed")):
+            docker_errors.append(f"{name}: {str(result.get('msg') or 'no answer').strip().splitlines()[0][:200]}")
+            continue
+        info = result.get("container") if isinstance(result, dict) and "exists" in result else result
         containers[name] = normalize_container(name, info, stats if name == names.get("clickhouse") else None)
     probes = {k: _probe(v) for k, v in (raw.get("probes") or {}).items()}
+    probes["docker"] = ({"reachable": False, "error": "; ".join(docker_errors)} if docker_errors
+                        else {"reachable": True})
     spark_ok = str(raw.get("spark_ps_rc")) == "0"
-    probes["spark"] = {"jdbc_path": raw.get("jdbc_path"),
+    spark_state = containers.get(names.get("spark", "k2-spark-iceberg")) or {}
+    probes["spark"] = {"reachable": False if not spark_ok and spark_state.get("status") == "running" else None,
+                       "error": f"ps in the Spark container failed: {str(raw.get('spark_ps_error') or '').strip()[:200]}"
+                                f" (rc {raw.get('spark_ps_rc')})",
+                       "jdbc_path": raw.get("jdbc_path"),
                        "jdbc_present": (str(raw.get("spark_jdbc_rc")) == "0") if spark_ok else None,
                        "offload_processes": parse_offload_processes(raw.get("spark_ps") or "") if spark_ok else []}
     return {"network_name": raw.get("network_name"), "container_names": names, "containers": containers, **probes}
@@ -394,8 +498,19 @@ def facts_from_raw(raw: dict) -> dict:
 def summary_lines(result: dict) -> list[str]:
     """The operator's summary: scenario, tables, evidence, TTL headroom, next step."""
     lines = []
-    if not result["scenarios"]:
-        lines.append("No runbook scenario applies: the offload stack looks healthy.")
+    for cause in result.get("root_causes") or []:
+        lines.append(f"ROOT CAUSE: {cause['title']}")
+        lines += [f"  evidence: {e}" for e in cause["evidence"]]
+        lines += [f"  consequence: {c}" for c in cause["consequences"][:6]]
+        lines.append(f"  next: {cause['next_action']}")
+    for probe in result.get("blind") or []:
+        lines.append(f"BLIND: {probe['component']} did not answer: {probe['cause']}")
+    if result.get("alerting_blind"):
+        lines.append("ALERTING IS BLIND: Prometheus/Alertmanager are not answering, so IcebergOffloadConsecutiveFailures "
+                     "cannot fire or notify anyone until they are back.")
+    if not result["scenarios"] and not result.get("root_causes"):
+        lines.append("No runbook scenario applies: the offload stack looks healthy." if result.get("status") == "healthy"
+                     else "No runbook scenario applies to what the probes could see.")
     for s in result["scenarios"]:
         lines.append(f"Scenario {s['scenario']}: {s['title']} - tables: {', '.join(s['tables']) or 'all'}")
         lines += [f"  evidence: {e}" for e in s["evidence"][:6]]

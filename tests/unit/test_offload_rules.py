@@ -110,10 +110,89 @@ def test_stale_heartbeat_alone_is_scenario_1():
     assert scenario_numbers(rules.triage(facts, TABLES, now=NOW)) == [1]
 
 
-def test_prefect_unreachable_is_reported_not_guessed():
+def test_prefect_unreachable_with_its_server_running_is_blind_not_scenario_1():
     facts = healthy_facts(prefect={"reachable": False, "error": "Connection refused"})
     result = rules.triage(facts, TABLES, now=NOW)
-    assert scenario_numbers(result) == [1] and "Connection refused" in result["scenarios"][0]["evidence"][0]
+    assert result["status"] == "blind" and scenario_numbers(result) == [] and result["root_causes"] == []
+    assert result["blind"] == [{"component": "Prefect API", "probe": "prefect", "cause": "Connection refused",
+                                "monitoring": False}]
+    assert "BLIND: Prefect API did not answer: Connection refused" in rules.summary_lines(result)
+
+
+@pytest.mark.parametrize("probe,component,error", [
+    ("watermarks", "PostgreSQL watermarks (offload_watermarks)",
+     "Cannot connect to PostgreSQL at 127.0.0.1:15432/prefect as prefect: password authentication failed"),
+    ("clickhouse", "ClickHouse", "Code: 516. DB::Exception: default: Authentication failed"),
+    ("iceberg", "cold tier (Iceberg metadata)", "Permission denied: /warehouse"),
+    ("docker", "Docker API (container state)", "k2-clickhouse: Error connecting: Read timed out"),
+])
+def test_a_probe_that_does_not_answer_is_never_healthy(probe, component, error):
+    result = rules.triage(healthy_facts(**{probe: {"reachable": False, "error": error}}), TABLES, now=NOW)
+    assert result["status"] == "blind", result
+    assert [(b["component"], b["cause"]) for b in result["blind"]] == [(component, error)]
+    assert scenario_numbers(result) == []  # a wrong password is not a ClickHouse outage: nothing to restart
+
+
+def test_a_docker_api_that_does_not_answer_leaves_containers_unknown_not_absent():
+    facts = rules.facts_from_raw({
+        "container_names": {"clickhouse": "k2-clickhouse", "prefect_worker": "k2-prefect-worker"},
+        "container_list": ["k2-clickhouse", "k2-prefect-worker"],
+        "containers_info": [{"failed": True, "msg": "Error connecting: Read timed out"},
+                            {"changed": False, "msg": "Error connecting: Read timed out"}],
+        "probes": {}, "spark_ps_rc": 0})
+    assert facts["containers"] == {}
+    assert facts["docker"]["reachable"] is False and "k2-clickhouse: Error connecting" in facts["docker"]["error"]
+    result = rules.triage({**healthy_facts(containers={}), "docker": facts["docker"]}, TABLES, now=NOW)
+    assert scenario_numbers(result) == [] and result["status"] == "blind"
+
+
+@pytest.mark.parametrize("probe,component", [("alerts", "Prometheus"), ("alertmanager", "Alertmanager")])
+def test_monitoring_down_is_alerting_blind_and_said_prominently(probe, component):
+    result = rules.triage(healthy_facts(**{probe: {"reachable": False, "error": "Connection refused"}}), TABLES, now=NOW)
+    assert result["status"] == "blind" and result["alerting_blind"] is True
+    assert result["blind"][0]["component"] == component and result["blind"][0]["monitoring"] is True
+    assert any(line.startswith("ALERTING IS BLIND") for line in rules.summary_lines(result))
+
+
+def test_clickhouse_refusing_connections_stays_scenario_2_and_is_not_listed_blind_twice():
+    result = rules.triage(healthy_facts(clickhouse={"reachable": False, "error": "Connection refused"}), TABLES, now=NOW)
+    assert scenario_numbers(result) == [2] and result["blind"] == [] and result["status"] == "degraded"
+
+
+def _down(facts, container, exit_code=0):
+    facts["containers"][container].update(status="exited", exit_code=exit_code)
+    return facts
+
+
+def test_prefect_db_down_is_the_root_cause_and_the_stale_worker_its_consequence():
+    facts = _down(healthy_facts(), "k2-prefect-db")
+    facts["prefect"] = {"reachable": True, "worker_online": False, "flow_runs": [], "running_runs": []}
+    facts["watermarks"] = {"reachable": False, "error": "Cannot connect to PostgreSQL: Connection refused"}
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert result["status"] == "degraded" and scenario_numbers(result) == []  # not Scenario 1
+    assert [c["component"] for c in result["root_causes"]] == ["prefect_db"]
+    cause = result["root_causes"][0]
+    assert cause["evidence"] == ["k2-prefect-db: container exited (exit code 0)"]
+    assert "no worker of pool iceberg-offload is online (heartbeat stale)" in cause["consequences"]
+    assert any(c.startswith("watermarks unreadable") for c in cause["consequences"])
+    assert result["blind"] == []  # explained by the database being down
+    assert rules.summary_lines(result)[0].startswith("ROOT CAUSE: PostgreSQL (k2-prefect-db)")
+
+
+def test_prefect_server_down_is_the_root_cause_not_a_stopped_worker():
+    facts = _down(healthy_facts(prefect={"reachable": False, "error": "Connection refused"}), "k2-prefect-server")
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert [c["component"] for c in result["root_causes"]] == ["prefect_server"]
+    assert scenario_numbers(result) == [] and result["blind"] == []
+    assert "Prefect API unreachable: Connection refused" in result["root_causes"][0]["consequences"]
+
+
+def test_root_causes_come_upstream_first_and_a_stopped_worker_stays_scenario_1():
+    facts = _down(_down(_down(healthy_facts(prefect={"reachable": False, "error": "x"}), "k2-prefect-server"),
+                        "k2-prefect-db"), "k2-prefect-worker")
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert [c["component"] for c in result["root_causes"]] == ["prefect_db", "prefect_server"]
+    assert scenario_numbers(result) == [1]
 
 
 @pytest.mark.parametrize("mutate,evidence", [

@@ -1,0 +1,184 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: K2 offload automation contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+---
+module: offload_lock
+short_description: One remediation at a time per K2 stack - a lock that lives on the stack's Docker host
+description:
+  - Two remediations acting at once doubled rows in the cold tier (both triggered a flow run of the same
+    deployment). Every remediation takes this lock before its first change and releases it after its report is
+    written; a second one sees O(state=acquired) answer RV(outcome=busy) and must change nothing.
+  - The lock is a JSON file on the Docker host the playbook targets, not on the control node, so the CLI, AWX
+    jobs and the alert-driven loop all see the same lock, and it works while PostgreSQL is down (the database
+    is one of the components a remediation may have to start).
+  - Each decision is made under C(flock) on C(<path>.guard), which the kernel releases if its holder dies: two
+    callers never both acquire, and never both break the same stale lock.
+  - The holder records who, on which control node, since when, which run (AWX job id or CLI pid) and its pid.
+  - A stale lock is broken and the break appended to C(<path>.breaks.jsonl) - stale means older than
+    O(stale_after_seconds) (the escalation budget), or, when the holder ran on this very host, its process no
+    longer runs (pid and start time checked, so a recycled pid never counts as the holder).
+  - Never waits. A busy lock is an answer ("already being handled"), not a reason to queue.
+version_added: "1.1.0"
+author: K2 offload automation
+attributes:
+  check_mode:
+    support: full
+    details: Reports whether the lock would be acquired, broken or found busy; writes nothing.
+  diff_mode:
+    support: none
+  idempotent:
+    support: none
+    details: Every O(state=acquired) creates a new holder token; O(state=released) with the same token is
+      idempotent (the second call answers RV(outcome=not_held)).
+options:
+  path:
+    description: The lock file on the Docker host. Its directory is created (mode 0700) when missing.
+    type: path
+    required: true
+  state:
+    description:
+      - C(acquired) takes the lock, or answers C(busy) with the current holder.
+      - C(released) removes it if O(token) holds it; somebody else's lock is left alone.
+      - C(info) reads it (free / held, and whether it is stale).
+    type: str
+    choices: [acquired, released, info]
+    default: info
+  owner:
+    description:
+      - Who takes the lock (O(state=acquired)). Free-form keys are kept; these are read.
+    type: dict
+    default: {}
+    suboptions:
+      who:
+        description: User or service account (C(user@host), C(awx), C(eda)).
+        type: str
+      control_node:
+        description: Host name of the control node (or AWX job pod) that runs the playbook.
+        type: str
+      run_id:
+        description: The run's identity (C(awx-job-1234), C(cli-<pid>)).
+        type: str
+      pid:
+        description: PID of the ansible-playbook process; checked for liveness only on the same host.
+        type: int
+  token:
+    description: The token RV(holder.token) returned when the lock was acquired (O(state=released)).
+    type: str
+  stale_after_seconds:
+    description: A lock older than this is stale (the runbook's escalation budget, 30 min).
+    type: int
+    default: 1800
+"""
+
+EXAMPLES = r"""
+---
+- name: Take the stack's remediation lock
+  offload_lock:
+    path: /var/lib/k2-offload/remediation.lock
+    state: acquired
+    owner: {who: "{{ lookup('env', 'USER') }}", control_node: "{{ lookup('pipe', 'hostname') }}", run_id: cli-42}
+    stale_after_seconds: 1800
+  register: lock
+
+- name: Release it (in an always block)
+  offload_lock:
+    path: /var/lib/k2-offload/remediation.lock
+    state: released
+    token: "{{ lock.holder.token }}"
+  when: lock.acquired | default(false)
+"""
+
+RETURN = r"""
+outcome:
+  description:
+    - C(acquired), C(acquired_after_break) (a stale lock was broken and recorded first), C(busy) (another
+      remediation holds it), C(released), C(not_held) (nothing to release, or another holder's lock), C(free) or
+      C(held) (O(state=info)).
+  returned: always
+  type: str
+  sample: busy
+acquired:
+  description: Whether this call holds the lock now (O(state=acquired)).
+  returned: when O(state=acquired)
+  type: bool
+holder:
+  description: The holder - this run's after an acquire, the other run's when busy.
+  returned: always
+  type: dict
+  sample: {who: "oncall@ops-1", control_node: ops-1, run_id: awx-job-1234, since: "2026-11-29T03:12:09Z",
+           token: 5f0c..., pid: 4242}
+broken:
+  description: The stale lock that was broken, why, and by whom (also appended to C(<path>.breaks.jsonl)).
+  returned: when O(state=acquired)
+  type: dict
+stale_reason:
+  description: Why the current lock is stale, or null (O(state=info)).
+  returned: when O(state=info)
+  type: str
+msg:
+  description: One line for the operator.
+  returned: always
+  type: str
+  sample: "another remediation in progress since 2026-11-29T03:12:09Z, by oncall@ops-1 on ops-1 (run cli-4242)"
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.offload_lock import OUTCOME_BUSY, LockError, StackLock, describe
+
+MAX_STALE_SECONDS = 7 * 86400
+
+
+def message(result: dict, path: str) -> str:
+    holder = result.get("holder") or {}
+    outcome = result["outcome"]
+    if outcome == OUTCOME_BUSY:
+        return f"another remediation in progress {describe(holder)}"
+    if result.get("broken"):
+        return (f"broke the stale lock {describe(result['broken']['stale_holder'])}: {result['broken']['reason']};"
+                f" acquired {path}")
+    if outcome == "held":
+        return f"lock {path} held {describe(holder)}" + (f"; stale: {result['stale_reason']}"
+                                                          if result.get("stale_reason") else "")
+    return f"lock {path}: {outcome}"
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec={
+            "path": {"type": "path", "required": True},
+            "state": {"type": "str", "default": "info", "choices": ["acquired", "released", "info"]},
+            "owner": {"type": "dict", "default": {}, "options": {
+                "who": {"type": "str"}, "control_node": {"type": "str"}, "run_id": {"type": "str"},
+                "pid": {"type": "int"}}},
+            "token": {"type": "str", "no_log": False},
+            "stale_after_seconds": {"type": "int", "default": 1800},
+        },
+        required_if=[("state", "released", ["token"])],
+        supports_check_mode=True,
+    )
+    p = module.params
+    if not p["path"] or p["path"].endswith("/"):
+        module.fail_json(msg=f"path must name the lock file, got {p['path']!r}.")
+    if not 1 <= p["stale_after_seconds"] <= MAX_STALE_SECONDS:
+        module.fail_json(msg=f"stale_after_seconds must be between 1 and {MAX_STALE_SECONDS}, "
+                             f"got {p['stale_after_seconds']}.")
+    lock = StackLock(p["path"])
+    try:
+        if p["state"] == "acquired":
+            owner = {k: v for k, v in (p["owner"] or {}).items() if v is not None}
+            result = lock.acquire(owner, p["stale_after_seconds"], check_mode=module.check_mode)
+        elif p["state"] == "released":
+            result = lock.release(p["token"], check_mode=module.check_mode)
+        else:
+            result = lock.info(p["stale_after_seconds"])
+    except LockError as exc:
+        module.fail_json(msg=f"Remediation lock {p['path']}: {exc}.")
+    module.exit_json(msg=message(result, p["path"]), **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""The stack's remediation lock (module_utils/offload_lock.py) on real files, real flock() and real processes:
+exactly one holder, busy is an answer, stale locks are broken and recorded, nobody releases another's lock."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+import offload_lock
+from offload_lock import StackLock
+
+NOW = datetime(2026, 11, 29, 3, 0, tzinfo=timezone.utc)
+OWNER = {"who": "oncall@ops-1", "control_node": "ops-1", "run_id": "cli-1", "pid": 1}
+
+
+def lock_at(tmp_path, hostname="docker-host") -> StackLock:
+    return StackLock(str(tmp_path / "state" / "remediation.lock"), hostname=hostname)
+
+
+def test_acquire_creates_the_lock_with_its_owner_and_a_second_acquire_is_busy(tmp_path):
+    lock = lock_at(tmp_path)
+    first = lock.acquire(OWNER, 1800, now=NOW)
+    assert first["outcome"] == "acquired" and first["acquired"] and first["changed"]
+    on_disk = json.loads((tmp_path / "state" / "remediation.lock").read_text())
+    assert on_disk["who"] == "oncall@ops-1" and on_disk["run_id"] == "cli-1"
+    assert on_disk["since"] == "2026-11-29T03:00:00Z" and on_disk["token"] == first["holder"]["token"]
+    assert oct((tmp_path / "state").stat().st_mode & 0o777) == "0o700"
+
+    second = lock.acquire({**OWNER, "run_id": "cli-2"}, 1800, now=NOW + timedelta(seconds=5))
+    assert second["outcome"] == "busy" and not second["acquired"] and not second["changed"]
+    assert second["holder"]["run_id"] == "cli-1"
+    assert json.loads((tmp_path / "state" / "remediation.lock").read_text())["run_id"] == "cli-1"  # untouched
+
+
+def test_release_needs_the_holders_token(tmp_path):
+    lock = lock_at(tmp_path)
+    token = lock.acquire(OWNER, 1800, now=NOW)["holder"]["token"]
+    assert lock.release("not-the-token")["outcome"] == "not_held"
+    assert (tmp_path / "state" / "remediation.lock").exists()
+    assert lock.release(token)["outcome"] == "released"
+    assert not (tmp_path / "state" / "remediation.lock").exists()
+    again = lock.release(token)
+    assert again["outcome"] == "not_held" and not again["changed"]
+
+
+def test_a_lock_older_than_the_budget_is_broken_and_the_break_recorded(tmp_path):
+    lock = lock_at(tmp_path)
+    lock.acquire(OWNER, 1800, now=NOW)
+    not_yet = lock.acquire({**OWNER, "run_id": "cli-2"}, 1800, now=NOW + timedelta(seconds=1799))
+    assert not_yet["outcome"] == "busy"
+    later = lock.acquire({**OWNER, "run_id": "cli-3"}, 1800, now=NOW + timedelta(seconds=1801))
+    assert later["outcome"] == "acquired_after_break" and later["acquired"]
+    assert later["broken"]["stale_holder"]["run_id"] == "cli-1"
+    assert "longer than the escalation budget of 1800 s" in later["broken"]["reason"]
+    records = [json.loads(line) for line in (tmp_path / "state" / "remediation.lock.breaks.jsonl").read_text().splitlines()]
+    assert len(records) == 1 and records[0]["broken_by"]["run_id"] == "cli-3"
+    assert records[0]["stale_holder"]["run_id"] == "cli-1"
+
+
+def test_a_holder_on_this_host_whose_process_is_gone_is_stale_at_once(tmp_path):
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lock = lock_at(tmp_path, hostname="ops-1")
+    lock.acquire({**OWNER, "pid": os.getpid()}, 1800, now=NOW)  # alive: this test process
+    assert lock.acquire({**OWNER, "run_id": "cli-2"}, 1800, now=NOW)["outcome"] == "busy"
+
+    (tmp_path / "state" / "remediation.lock").write_text(json.dumps(
+        {**OWNER, "pid": dead.pid, "pid_start": 12345, "since": "2026-11-29T03:00:00Z", "token": "t"}))
+    result = lock.acquire({**OWNER, "run_id": "cli-3"}, 1800, now=NOW)
+    assert result["outcome"] == "acquired_after_break"
+    assert f"pid {dead.pid} on ops-1" in result["broken"]["reason"] and "no longer runs" in result["broken"]["reason"]
+
+
+def test_a_recycled_pid_does_not_keep_a_dead_holders_lock(tmp_path):
+    lock = lock_at(tmp_path, hostname="ops-1")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "remediation.lock").write_text(json.dumps(
+        {**OWNER, "pid": os.getpid(), "pid_start": -1, "since": "2026-11-29T03:00:00Z", "token": "t"}))
+    assert lock.acquire(OWNER, 1800, now=NOW)["outcome"] == "acquired_after_break"
+
+
+def test_a_holder_on_another_control_node_is_only_stale_by_age(tmp_path):
+    lock = lock_at(tmp_path, hostname="docker-host")
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "remediation.lock").write_text(json.dumps(
+        {**OWNER, "control_node": "awx-job-pod", "pid": 999999, "pid_start": 1, "since": "2026-11-29T03:00:00Z",
+         "token": "t"}))
+    assert lock.acquire(OWNER, 1800, now=NOW + timedelta(seconds=60))["outcome"] == "busy"
+
+
+def test_a_corrupt_lock_file_is_broken_not_obeyed_forever(tmp_path):
+    lock = lock_at(tmp_path)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "remediation.lock").write_text("{torn")
+    result = lock.acquire(OWNER, 1800, now=NOW)
+    assert result["outcome"] == "acquired_after_break"
+    assert "no valid 'since'" in result["broken"]["reason"]
+
+
+def test_check_mode_decides_but_writes_nothing(tmp_path):
+    lock = lock_at(tmp_path)
+    result = lock.acquire(OWNER, 1800, check_mode=True, now=NOW)
+    assert result["outcome"] == "acquired"
+    assert not (tmp_path / "state").exists()
+    token = lock.acquire(OWNER, 1800, now=NOW)["holder"]["token"]
+    assert lock.release(token, check_mode=True)["outcome"] == "released"
+    assert (tmp_path / "state" / "remediation.lock").exists()
+
+
+def test_info_reports_free_held_and_stale(tmp_path):
+    lock = lock_at(tmp_path)
+    assert lock.info(1800, now=NOW)["outcome"] == "free"
+    lock.acquire(OWNER, 1800, now=NOW)
+    held = lock.info(1800, now=NOW + timedelta(seconds=10))
+    assert held["outcome"] == "held" and held["stale_reason"] is None
+    assert "escalation budget" in lock.info(1800, now=NOW + timedelta(hours=1))["stale_reason"]
+
+
+def test_an_unusable_lock_directory_is_one_clear_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    lock = StackLock(str(tmp_path / "file" / "remediation.lock"))
+    with pytest.raises(offload_lock.LockError, match="cannot create the lock directory .*file"):
+        lock.acquire(OWNER, 1800)
+
+
+def _contend(path: str, run_id: str, start, results) -> None:
+    start.wait()
+    results.put(StackLock(path).acquire({**OWNER, "run_id": run_id}, 1800)["outcome"])
+
+
+@pytest.mark.parametrize("contenders", [2, 3, 8])
+def test_simultaneous_acquires_from_separate_processes_yield_exactly_one_holder(tmp_path, contenders):
+    path = str(tmp_path / "state" / "remediation.lock")
+    ctx = multiprocessing.get_context("fork")
+    start, results = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_contend, args=(path, f"cli-{i}", start, results)) for i in range(contenders)]
+    for proc in procs:
+        proc.start()
+    start.set()
+    for proc in procs:
+        proc.join(30)
+    outcomes = sorted(results.get(timeout=5) for _ in procs)
+    assert outcomes == ["acquired"] + ["busy"] * (contenders - 1)
+
+
+def test_simultaneous_breakers_of_one_stale_lock_yield_exactly_one_holder_and_one_break(tmp_path):
+    path = tmp_path / "state" / "remediation.lock"
+    path.parent.mkdir()
+    path.write_text(json.dumps({**OWNER, "since": "2000-01-01T00:00:00Z", "token": "old"}))
+    ctx = multiprocessing.get_context("fork")
+    start, results = ctx.Event(), ctx.Queue()
+    procs = [ctx.Process(target=_contend, args=(str(path), f"cli-{i}", start, results)) for i in range(4)]
+    for proc in procs:
+        proc.start()
+    start.set()
+    for proc in procs:
+        proc.join(30)
+    outcomes = sorted(results.get(timeout=5) for _ in procs)
+    assert outcomes == ["acquired_after_break", "busy", "busy", "busy"]
+    assert len((tmp_path / "state" / "remediation.lock.breaks.jsonl").read_text().splitlines()) == 1

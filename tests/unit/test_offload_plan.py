@@ -1,0 +1,167 @@
+"""remediate.yml's decisions (module_utils/offload_plan.py): inputs, lock outcome, escalation rules, root causes
+before scenarios, blind diagnoses, tables per step, and escalation lines that name what failed."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+import offload_plan as p
+
+TABLES = ["bronze_trades_binance", "bronze_trades_kraken", "silver_trades"]
+NOW = datetime(2026, 11, 29, 3, 0, tzinfo=timezone.utc)
+
+
+def diagnosis(**kw):
+    base = {"kind": "k2-offload-diagnosis", "host": "k2-lab", "generated_at": NOW.isoformat(), "status": "healthy",
+            "scenarios": [], "root_causes": [], "blind": [], "failing_tables": [], "causes": {},
+            "min_ttl_headroom_seconds": 500000.0, "ttl_headroom_seconds": {}}
+    base.update(kw)
+    return base
+
+
+def scenario(n, tables=(), evidence=("e",)):
+    return {"scenario": n, "title": f"S{n}", "tables": list(tables), "evidence": list(evidence), "next_action": "n"}
+
+
+@pytest.mark.parametrize("value,expected", [
+    ([], []), ("", []), (None, []), ("2", [2]), ("2, 4,", [2, 4]), ([5, "1", 1], [1, 5]), (3, [3])])
+def test_forced_scenarios_accept_lists_strings_and_numbers(value, expected):
+    assert p.parse_forced(value) == expected
+
+
+@pytest.mark.parametrize("value", ["7", "0", "-1", "two", [1, 9], "1;2", [True], 2.5, {"a": 1}])
+def test_forced_scenarios_out_of_range_or_malformed_are_one_line(value):
+    with pytest.raises(p.PlanError, match=r"^remediate_scenarios must be among \[1, 2, 3, 4, 5\], got .*\.$"):
+        p.parse_forced(value)
+
+
+@pytest.mark.parametrize("tables,message", [
+    ([], "non-empty list"), ("bronze_trades_binance", "non-empty list"), (None, "non-empty list"),
+    ([{"source": "a"}, {"source": "a"}], "lists 'a' twice"), ([{"source": "x; DROP"}], "plain identifier"),
+    (["bronze_trades_binance"], "plain identifier"), ([{"target": "cold.x"}], "plain identifier")])
+def test_bad_table_configurations_are_refused(tables, message):
+    with pytest.raises(p.PlanError, match=message):
+        p.check_tables(tables)
+
+
+@pytest.mark.parametrize("budget", [-1, 86401, "soon", "1e9", None])
+def test_bad_budgets_are_refused(budget):
+    with pytest.raises(p.PlanError, match="remediate_escalation_budget_seconds"):
+        p.check_budget(budget)
+
+
+def test_budget_and_mitigation_accept_their_ranges():
+    assert p.check_budget("0") == 0 and p.check_budget(1800) == 1800 and p.check_budget(86400) == 86400
+    assert [p.check_mitigation(m) for m in ("auto", "raise", "manual")] == ["auto", "raise", "manual"]
+    with pytest.raises(p.PlanError, match="remediate_timeout_mitigation must be one of auto, raise, manual, got 'rise'"):
+        p.check_mitigation("rise")
+
+
+def test_a_held_lock_means_in_progress_whatever_the_diagnosis():
+    lock = {"acquired": False, "outcome": "busy",
+            "holder": {"since": "2026-11-29T02:59:00Z", "who": "oncall@ops-1", "control_node": "ops-1", "run_id": "cli-7"}}
+    result = p.plan(diagnosis(scenarios=[scenario(1)], min_ttl_headroom_seconds=-5), TABLES, [], lock=lock)
+    assert result["outcome"] == "in_progress" and result["scenarios"] == [] and result["root_cause_steps"] == []
+    assert result["message"] == ("IN PROGRESS: another remediation in progress since 2026-11-29T02:59:00Z, by "
+                                 "oncall@ops-1 on ops-1 (run cli-7); this run changed nothing.")
+
+
+def test_healthy_is_nothing_to_do():
+    result = p.plan(diagnosis(), TABLES, [], lock={"acquired": True})
+    assert result["outcome"] == "healthy" and result["message"].startswith("HEALTHY")
+
+
+def test_negative_ttl_headroom_escalates_as_data_loss_before_any_step():
+    result = p.plan(diagnosis(scenarios=[scenario(2)], min_ttl_headroom_seconds=-30.0), TABLES, [])
+    assert result["outcome"] == "escalate" and result["escalation_rule"] == "data loss suspected"
+    assert result["scenarios"] == []
+
+
+def test_root_causes_come_first_upstream_and_scenarios_follow():
+    d = diagnosis(root_causes=[{"component": "prefect_db", "evidence": ["k2-prefect-db: exited"]},
+                               {"component": "prefect_server", "evidence": ["x"]}],
+                  scenarios=[scenario(1)], failing_tables=["silver_trades", "not_configured"])
+    result = p.plan(d, TABLES, [])
+    assert result["outcome"] == "remediate"
+    assert result["root_cause_steps"] == ["prefect_db", "prefect_server"] and result["scenarios"] == [1]
+    assert result["tables"] == ["silver_trades"] and result["verify_tables"] == ["silver_trades"]
+    assert result["message"].startswith("Remediating start prefect_db, start prefect_server, scenario 1")
+
+
+def test_a_blind_diagnosis_escalates_as_unclear_and_names_the_component():
+    d = diagnosis(status="blind", blind=[{"component": "PostgreSQL watermarks (offload_watermarks)",
+                                          "probe": "watermarks", "cause": "password authentication failed",
+                                          "monitoring": False}])
+    result = p.plan(d, TABLES, [])
+    assert result["outcome"] == "escalate" and result["escalation_rule"] == "root cause is unclear"
+    assert "PostgreSQL watermarks (offload_watermarks): password authentication failed" in result["message"]
+
+
+def test_blind_besides_a_scenario_still_escalates_unless_the_scenario_covers_it():
+    blind_pg = [{"component": "PostgreSQL watermarks", "probe": "watermarks", "cause": "auth", "monitoring": False}]
+    assert p.plan(diagnosis(blind=blind_pg, scenarios=[scenario(2)]), TABLES, [])["outcome"] == "escalate"
+    blind_ch = [{"component": "ClickHouse", "probe": "clickhouse", "cause": "auth", "monitoring": False}]
+    assert p.plan(diagnosis(blind=blind_ch, scenarios=[scenario(2)]), TABLES, [])["outcome"] == "remediate"
+
+
+def test_monitoring_blind_alone_is_reported_and_restarted_only_when_asked():
+    blind = [{"component": "Prometheus", "probe": "alerts", "cause": "Connection refused", "monitoring": True}]
+    report = p.plan(diagnosis(status="blind", blind=blind), TABLES, [])
+    assert report["outcome"] == "alerting_blind" and "Prometheus: Connection refused" in report["message"]
+    assert not report["restart_monitoring"]
+    restart = p.plan(diagnosis(status="blind", blind=blind), TABLES, [], restart_monitoring=True)
+    assert restart["outcome"] == "remediate" and restart["restart_monitoring"] and restart["scenarios"] == []
+
+
+def test_unknown_failures_escalate_as_unclear():
+    unknown = {"scenario": "unknown", "title": "Failures without a known cause", "tables": [],
+               "evidence": ["flow run r1 FAILED: boom"], "next_action": "Escalate"}
+    result = p.plan(diagnosis(scenarios=[unknown]), TABLES, [])
+    assert result["outcome"] == "escalate" and "flow run r1 FAILED: boom" in result["message"]
+
+
+def test_tables_per_scenario_and_the_verify_set():
+    d = diagnosis(scenarios=[scenario(2), scenario(4, ["bronze_trades_kraken"]), scenario(5, ["silver_trades"])],
+                  failing_tables=["bronze_trades_binance"])
+    result = p.plan(d, TABLES, [])
+    assert result["scenarios"] == [2, 4, 5]
+    assert result["watermark_tables"] == ["bronze_trades_kraken"] and result["timeout_tables"] == ["silver_trades"]
+    assert result["verify_tables"] == ["bronze_trades_binance", "bronze_trades_kraken", "silver_trades"]
+
+
+def test_forced_scenarios_replace_the_diagnosis_and_default_to_the_first_table():
+    result = p.plan(diagnosis(scenarios=[scenario(1)]), TABLES, [3])
+    assert result["scenarios"] == [3] and result["tables"] == ["bronze_trades_binance"]
+
+
+def test_report_files_must_be_json_a_diagnosis_this_hosts_and_fresh():
+    good = json.dumps(diagnosis())
+    assert p.load_report(good, "r.json", "k2-lab", NOW + timedelta(seconds=60), 900)["host"] == "k2-lab"
+    cases = [("{not json", "is not JSON"), (json.dumps({"kind": "k2-offload-remediation"}), "is not a diagnosis"),
+             (json.dumps(diagnosis(host="other")), "belongs to host 'other', not 'k2-lab'"),
+             (json.dumps(diagnosis(generated_at="yesterday")), "no valid generated_at"),
+             (json.dumps([1]), "is not a diagnosis")]
+    for text, message in cases:
+        with pytest.raises(p.PlanError, match=message):
+            p.load_report(text, "r.json", "k2-lab", NOW, 900)
+    with pytest.raises(p.PlanError, match=r"is stale: written 3600 s ago \(limit 900 s\)"):
+        p.load_report(good, "r.json", "k2-lab", NOW + timedelta(hours=1), 900)
+
+
+def test_an_exhausted_wait_names_the_check_and_the_last_value_not_unknown_error():
+    line = p.escalation_for_failure(
+        "Prefect worker (k2-prefect-worker)", "Wait until the worker polls its work pool",
+        {"msg": "Task failed: Action failed: Unknown error.", "attempts": 45, "worker_online": False,
+         "error": "Prefect API http://127.0.0.1:4200/api is unreachable: Connection refused"}, 112.4, ["Worker not running"])
+    assert line.startswith("ESCALATE after 112.4 s: Prefect worker (k2-prefect-worker): check 'Wait until the worker "
+                           "polls its work pool' failed: the condition was not met after 45 attempts; last seen: "
+                           "error=Prefect API http://127.0.0.1:4200/api is unreachable: Connection refused, "
+                           "worker_online=false")
+    assert "Unknown error" not in line and line.endswith("| diagnosis: Worker not running")
+
+
+def test_a_failed_step_with_its_own_message_keeps_it():
+    line = p.escalation_for_failure("Spark", "Check the JDBC driver", {"msg": "JDBC driver missing: /opt/x.jar"}, 3, [])
+    assert "check 'Check the JDBC driver' failed: JDBC driver missing: /opt/x.jar" in line
