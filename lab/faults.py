@@ -12,26 +12,36 @@ import tarfile
 import time
 import urllib.request
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 from docker.errors import APIError, NotFound
 
 import lab_clients
 from config import LabConfig
-from stack import LAB, LabError, render_flows, wait_for
+from stack import LAB, LabError, render_flows, service_specs, wait_for
 
 DEFAULT_TABLE = "bronze_trades_binance"
 JOB_OOM_MARKER = "/run/lab-pressure/job-oom"
 JDBC_SOURCE = LAB / "images/spark-iceberg/clickhouse-jdbc-0.4.6-all.jar"
 
 
+PGDATA_VOLUME = "k2-lab-pgdata"
+PG_VERSION_HIDDEN = "PG_VERSION.lab-fault"
+
+
 @dataclass(frozen=True)
 class Fault:
     name: str
-    scenario: int
+    scenario: int  # the runbook scenario; 0 for a root cause upstream of them (root_cause names it)
     summary: str
     inject: Callable
     data_fault: bool = False  # touches watermarks or cold data: clear rebuilds the table's cold copy
+    root_cause: str | None = None  # orchestration / monitoring component the diagnosis must name first
+
+    @property
+    def label(self) -> str:
+        return f"root cause {self.root_cause}" if self.root_cause else f"runbook scenario {self.scenario}"
 
 
 def _post(cfg: LabConfig, path: str) -> None:
@@ -104,6 +114,21 @@ def stop(container: str):
     return inject
 
 
+def _pgdata(dc) -> Path:
+    return Path(dc.volumes.get(PGDATA_VOLUME).attrs["Mountpoint"])
+
+
+def prefect_db_unsafe(dc, cfg, table):
+    """PostgreSQL's data directory no longer looks like a cluster (PG_VERSION gone): the next start fails with a
+    data-directory error, which remediation must escalate instead of starting it again and again."""
+    db = dc.containers.get("k2-prefect-db")
+    db.stop(timeout=10)
+    (_pgdata(dc) / "PG_VERSION").rename(_pgdata(dc) / PG_VERSION_HIDDEN)
+    db.start()
+    wait_for("k2-prefect-db to exit on its data directory", lambda: dc.containers.get("k2-prefect-db").status == "exited",
+             timeout=60)
+
+
 def wm_stuck_running(dc, cfg, table):
     _require_layout(cfg, "state")
     _sql(cfg, "UPDATE offload_watermarks SET status = 'running', updated_at = NOW() - INTERVAL '45 minutes' "
@@ -153,6 +178,14 @@ FAULTS = {f.name: f for f in (
     Fault("worker-stopped", 1, "k2-prefect-worker stopped: scheduled runs pile up, nothing offloads",
           stop("k2-prefect-worker")),
     Fault("worker-oom", 1, "k2-prefect-worker OOM-killed (exit 137, OOMKilled=true)", worker_oom),
+    Fault("prefect-db-stopped", 0, "k2-prefect-db stopped: Prefect's database and the watermarks are gone",
+          stop("k2-prefect-db"), root_cause="prefect_db"),
+    Fault("prefect-db-unsafe", 0, "k2-prefect-db exits at start on a data-directory error (starting it is unsafe)",
+          prefect_db_unsafe, root_cause="prefect_db"),
+    Fault("prefect-server-stopped", 0, "k2-prefect-server stopped: no API, no scheduling, workers cannot poll",
+          stop("k2-prefect-server"), root_cause="prefect_server"),
+    Fault("prometheus-stopped", 0, "k2-prometheus stopped: the alert cannot fire (alerting blind)",
+          stop("k2-prometheus"), root_cause="monitoring"),
     Fault("clickhouse-stopped", 2, "k2-clickhouse stopped: offload fails reading ClickHouse", stop("k2-clickhouse")),
     Fault("clickhouse-crashed", 2, "k2-clickhouse crashed (exit 139, fatal lines in its log)", clickhouse_crashed),
     Fault("clickhouse-memory", 2, "k2-clickhouse above 90% of its memory limit: queries fail with code 241",
@@ -220,8 +253,14 @@ def clear(dc, cfg: LabConfig, reset_table: Callable[[str], None]) -> list[str]:
         os.chown(cfg.warehouse_dir, 0, 0)
         cfg.warehouse_dir.chmod(0o775)
         actions.append("restored warehouse owner/mode")
+    hidden = _pgdata(dc) / PG_VERSION_HIDDEN
+    if hidden.exists():
+        hidden.rename(hidden.with_name("PG_VERSION"))
+        actions.append("restored PostgreSQL's PG_VERSION")
     network = dc.networks.get(cfg.network)
-    for ctr in dc.containers.list(all=True, filters={"label": "io.k2-lab.managed=true"}):
+    order = [spec["name"] for spec in service_specs(cfg)]  # dependencies first: the database before Prefect
+    managed = dc.containers.list(all=True, filters={"label": "io.k2-lab.managed=true"})
+    for ctr in sorted(managed, key=lambda c: order.index(c.name) if c.name in order else len(order)):
         if ctr.status != "running":
             ctr.start()
             actions.append(f"started {ctr.name}")

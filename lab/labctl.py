@@ -149,7 +149,7 @@ def fault(cfg: LabConfig, args) -> int:
     if args.table not in {t["source_table"] for t in TABLE_CONFIG}:
         raise LabError(f"unknown table {args.table!r}")
     f = faults.inject(stack.client(), cfg, args.name, args.table)
-    print(f"injected {f.name} (runbook scenario {f.scenario}) on {args.table}: {f.summary}")
+    print(f"injected {f.name} ({f.label}) on {args.table}: {f.summary}")
     return 0
 
 

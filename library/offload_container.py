@@ -71,6 +71,12 @@ options:
     description: Seconds to wait until the container is running after a start or restart.
     type: int
     default: 60
+  refuse_start_if_logs_match:
+    description:
+      - A regular expression. When the stopped container's last O(log_lines) lines match it, the module fails
+        with those lines and does not start it - starting is not safe (for PostgreSQL, data-directory errors:
+        a start would fail again or make things worse). Unset = always start.
+    type: str
 requirements:
   - The C(docker) CLI on the Docker host, and permission to use the Docker daemon.
 notes:
@@ -134,6 +140,7 @@ error_lines:
   elements: str
 """
 
+import re
 import time
 
 from ansible.module_utils.basic import AnsibleModule
@@ -206,6 +213,7 @@ def main() -> None:
                 "aliases": {"type": "list", "elements": "str", "default": []}}},
             "log_lines": {"type": "int", "default": 100},
             "wait_timeout": {"type": "int", "default": 60},
+            "refuse_start_if_logs_match": {"type": "str"},
         },
         supports_check_mode=True,
     )
@@ -221,6 +229,10 @@ def main() -> None:
         module.fail_json(msg=f"restart_if_memory_above must be a fraction in (0, 1], got {threshold}.")
     if params["log_lines"] < 0 or params["wait_timeout"] <= 0:
         module.fail_json(msg="log_lines must be >= 0 and wait_timeout > 0.")
+    try:
+        unsafe = re.compile(params["refuse_start_if_logs_match"]) if params["refuse_start_if_logs_match"] else None
+    except re.error as exc:
+        module.fail_json(msg=f"refuse_start_if_logs_match is not a valid regular expression: {exc}.")
 
     docker = DockerCLI(module)
     try:
@@ -231,6 +243,12 @@ def main() -> None:
         steps = plan(params, before)
         needs_logs = before.get("status") != "running" or any(verb == "restart" for verb, _, _ in steps)
         tail = docker.logs(params["name"], params["log_lines"]) if needs_logs and params["log_lines"] else []
+        blocking = [line for line in tail if unsafe and unsafe.search(line)] if before.get("status") != "running" else []
+        if blocking and any(verb in ("start", "restart") for verb, _, _ in steps):
+            module.fail_json(msg=f"{params['name']} not started: starting it is not safe, its last log lines show "
+                                 f"{blocking[-1].strip()[:300]!r} ({stop_reason(before)}); escalate with the evidence.",
+                             stop_reason=stop_reason(before), log_tail=tail, error_lines=error_lines(tail),
+                             unsafe_lines=blocking[-10:], before=before, actions=[])
         after = before
         if steps and not module.check_mode:
             for _, args, _ in steps:

@@ -15,10 +15,10 @@ description:
   - The lock is a JSON file on the Docker host the playbook targets, not on the control node, so the CLI, AWX
     jobs and the alert-driven loop all see the same lock, and it works while PostgreSQL is down (the database
     is one of the components a remediation may have to start).
-  - Each decision is made under C(flock) on C(<path>.guard), which the kernel releases if its holder dies: two
+  - Each decision is made under C(flock) on C(<path>.guard), which the kernel releases if its holder dies, so two
     callers never both acquire, and never both break the same stale lock.
   - The holder records who, on which control node, since when, which run (AWX job id or CLI pid) and its pid.
-  - A stale lock is broken and the break appended to C(<path>.breaks.jsonl) - stale means older than
+  - A stale lock is broken and the break appended to C(<path>.breaks.jsonl). Stale means older than
     O(stale_after_seconds) (the escalation budget), or, when the holder ran on this very host, its process no
     longer runs (pid and start time checked, so a recycled pid never counts as the holder).
   - Never waits. A busy lock is an answer ("already being handled"), not a reason to queue.

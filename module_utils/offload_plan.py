@@ -128,7 +128,9 @@ def plan(diagnosis: dict, configured: list[str], forced: list[int], lock: dict |
     monitoring_blind = [b for b in blind if b.get("monitoring")]
     result = {"outcome": None, "message": "", "escalation_rule": None, "root_cause_steps": [], "scenarios": [],
               "restart_monitoring": False, "tables": [], "watermark_tables": [], "timeout_tables": [],
-              "verify_tables": [], "not_automated": [], "monitoring_blind": monitoring_blind, "causes": {}}
+              "verify_tables": [], "not_automated": [], "monitoring_blind": monitoring_blind, "causes": {},
+              "diagnosis_titles": [c.get("title", c.get("component")) for c in root_causes]
+              + [s.get("title", str(s.get("scenario"))) for s in scenarios]}
 
     def done(outcome, message, rule=None):
         result.update(outcome=outcome, message=message, escalation_rule=rule)
@@ -172,8 +174,7 @@ def plan(diagnosis: dict, configured: list[str], forced: list[int], lock: dict |
     if not chosen and not startable:
         if monitoring_blind and restart_monitoring:
             result.update(restart_monitoring=True)
-            return done(REMEDIATE, "Remediating: alerting is blind; starting the monitoring containers "
-                                   "(remediate_restart_monitoring=true).")
+            return done(REMEDIATE, "the monitoring containers: alerting is blind (remediate_restart_monitoring=true).")
         if monitoring_blind:
             return done(REPORT_ONLY, "ALERTING BLIND: " + "; ".join(f"{b['component']}: {b['cause']}"
                                                                     for b in monitoring_blind)
@@ -187,9 +188,13 @@ def plan(diagnosis: dict, configured: list[str], forced: list[int], lock: dict |
     result["timeout_tables"] = per_scenario.get(5) or fallback
     result["verify_tables"] = list(dict.fromkeys(
         fallback + (result["watermark_tables"] if 4 in chosen else []) + (result["timeout_tables"] if 5 in chosen else [])))
-    steps = [f"start {c}" for c in startable] + [f"scenario {n}" for n in chosen]
-    return done(REMEDIATE, f"Remediating {', '.join(steps)} for table(s) {', '.join(fallback)}; then verify with a "
-                           "flow run, the watermarks and the truth check.")
+    causes = result["causes"]
+    steps = ([f"root cause(s) {', '.join(startable)} (start, upstream first)"] if startable else []) + \
+        ([f"scenario(s) {', '.join(str(n) for n in chosen)}"] if chosen else [])
+    extras = ([", restarting Spark after an OOM kill"] if causes.get("spark_oom") and 3 in chosen else []) + \
+        ([", restarting ClickHouse (memory)"] if causes.get("clickhouse_memory") and 2 in chosen else [])
+    return done(REMEDIATE, f"{' then '.join(steps)} for table(s) {', '.join(fallback)}{''.join(extras)}; then verify "
+                           "with a flow run, the watermarks and the truth check.")
 
 
 def _explained_probes(scenarios: list[int]) -> set[str]:

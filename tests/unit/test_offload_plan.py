@@ -87,7 +87,9 @@ def test_root_causes_come_first_upstream_and_scenarios_follow():
     assert result["outcome"] == "remediate"
     assert result["root_cause_steps"] == ["prefect_db", "prefect_server"] and result["scenarios"] == [1]
     assert result["tables"] == ["silver_trades"] and result["verify_tables"] == ["silver_trades"]
-    assert result["message"].startswith("Remediating start prefect_db, start prefect_server, scenario 1")
+    assert result["message"].startswith("root cause(s) prefect_db, prefect_server (start, upstream first) then "
+                                        "scenario(s) 1 for table(s) silver_trades")
+    assert result["diagnosis_titles"] == ["prefect_db", "prefect_server", "S1"]
 
 
 def test_a_blind_diagnosis_escalates_as_unclear_and_names_the_component():
