@@ -28,9 +28,13 @@ SECTIONS = ("startup", "cycle", "diagnose", "mttr", "watermark", "memory")
 # One representative fault per remediated scenario (both for timeouts): (scenario, fault, before the fault,
 # after it). A watermark fault needs offloaded data to be wrong about ("offload"); job-oom and the timeouts show
 # only in a failed run's log ("failed run"), which is part of their time to recovery.
-MTTR_FAULTS = [(1, "worker-oom", None, None), (2, "clickhouse-stopped", None, None), (3, "job-oom", None, "failed run"),
-               (4, "watermark-ahead", "offload", None), (5, "job-slow", None, "failed run"),
-               (5, "volume-spike", None, "failed run")]
+# Root causes upstream of the scenarios are measured the same way; an unsafe one is timed to its escalation.
+MTTR_FAULTS = [("scenario 1", "worker-oom", None, None), ("scenario 2", "clickhouse-stopped", None, None),
+               ("scenario 3", "job-oom", None, "failed run"), ("scenario 4", "watermark-ahead", "offload", None),
+               ("scenario 5", "job-slow", None, "failed run"), ("scenario 5", "volume-spike", None, "failed run"),
+               ("root cause", "prefect-server-stopped", None, None), ("root cause", "prefect-db-stopped", None, None),
+               ("root cause", "prefect-db-unsafe", None, None)]
+ESCALATING_FAULTS = {"prefect-db-unsafe": 30}  # fault -> target seconds to a precise escalation
 
 
 def timed(args: list[str]) -> float:
@@ -199,13 +203,14 @@ def bench_mttr(cfg, dc, prefect, env) -> int:
             remediate_started = time.monotonic()
             proc = subprocess.run([str(ROOT / ".venv" / "bin" / "ansible-playbook"),
                                    str(ROOT / "playbooks" / "remediate.yml")], capture_output=True, env=env, cwd=ROOT)
-            if proc.returncode != 0:
-                print(f"scenario {scenario} ({fault}): remediate.yml failed:\n{proc.stdout.decode()[-1500:]}")
+            if (proc.returncode != 0) != (fault in ESCALATING_FAULTS):
+                print(f"{scenario} ({fault}): remediate.yml exit code {proc.returncode}:\n{proc.stdout.decode()[-1500:]}")
                 return 1
             total.append(time.monotonic() - started)
             playbook_only.append(time.monotonic() - remediate_started)
-        print(f"scenario {scenario} ({fault:<18}) fault -> verified recovery {statistics.median(total):6.1f} s, "
-              f"remediate.yml alone {statistics.median(playbook_only):6.1f} s   (median of {RUNS}; target < 90 s)")
+        outcome, target = ("escalation", ESCALATING_FAULTS[fault]) if fault in ESCALATING_FAULTS else ("verified recovery", 90)
+        print(f"{scenario} ({fault:<22}) fault -> {outcome} {statistics.median(total):6.1f} s, "
+              f"remediate.yml alone {statistics.median(playbook_only):6.1f} s   (median of {RUNS}; target < {target} s)")
     subprocess.run(LABCTL + ["clear"], check=True, capture_output=True)
     return 0
 

@@ -67,6 +67,12 @@ class Prefect:
         workers = http_json(f"{self.api}/work_pools/{pool}/workers/filter", {})
         return any(w.get("status") == "ONLINE" for w in workers)
 
+    def run_ids(self) -> set[str]:
+        """IDs of the deployment's flow runs (the newest 200)."""
+        runs = http_json(f"{self.api}/flow_runs/filter", {"deployments": {"id": {"any_": [self.deployment()["id"]]}},
+                                                           "sort": "EXPECTED_START_TIME_DESC", "limit": 200})
+        return {r["id"] for r in runs}
+
     def running_runs(self) -> list[dict]:
         return http_json(f"{self.api}/flow_runs/filter",
                          {"flow_runs": {"state": {"type": {"any_": ["RUNNING", "PENDING"]}}}, "limit": 50})

@@ -74,7 +74,7 @@ options:
   refuse_start_if_logs_match:
     description:
       - A regular expression. When the stopped container's last O(log_lines) lines match it, the module fails
-        with those lines and does not start it - starting is not safe (for PostgreSQL, data-directory errors:
+        with those lines and does not start it - starting is not safe (for PostgreSQL, data-directory errors,
         a start would fail again or make things worse). Unset = always start.
     type: str
 requirements:
@@ -242,7 +242,8 @@ def main() -> None:
                                  "(docker compose up) is a human decision; escalate.")
         steps = plan(params, before)
         needs_logs = before.get("status") != "running" or any(verb == "restart" for verb, _, _ in steps)
-        tail = docker.logs(params["name"], params["log_lines"]) if needs_logs and params["log_lines"] else []
+        tail = (docker.logs(params["name"], params["log_lines"], since=before.get("started_at"))
+                if needs_logs and params["log_lines"] else [])
         blocking = [line for line in tail if unsafe and unsafe.search(line)] if before.get("status") != "running" else []
         if blocking and any(verb in ("start", "restart") for verb, _, _ in steps):
             module.fail_json(msg=f"{params['name']} not started: starting it is not safe, its last log lines show "

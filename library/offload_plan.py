@@ -126,7 +126,7 @@ inputs:
   returned: always
   type: dict
 escalation:
-  description: The escalation line for O(failure).
+  description: The escalation line for O(failure); RV(escalation_rule) is then its runbook rule.
   returned: when O(failure) is given
   type: str
 diagnosis:
@@ -139,7 +139,8 @@ from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.offload_plan import (
-    PlanError, check_budget, check_mitigation, check_tables, escalation_for_failure, load_report, parse_forced, plan)
+    PlanError, check_budget, check_mitigation, check_tables, escalation_for_failure, failure_rule, load_report, parse_forced,
+    plan)
 
 
 def main() -> None:
@@ -171,6 +172,7 @@ def main() -> None:
                             "timeout_mitigation": check_mitigation(p["timeout_mitigation"])}
         if p["failure"] is not None:
             f = p["failure"]
+            result["escalation_rule"] = failure_rule(str(f.get("task") or "?"), f.get("result") or {})
             result["escalation"] = escalation_for_failure(str(f.get("step") or "remediation"), str(f.get("task") or "?"),
                                                           f.get("result") or {}, float(f.get("elapsed") or 0),
                                                           list(f.get("titles") or []))

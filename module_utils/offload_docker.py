@@ -74,8 +74,11 @@ class DockerCLI:
             stats = out.strip().splitlines()[0] if rc == 0 and out.strip() else ""
         return container_state(name, inspect, stats)
 
-    def logs(self, name: str, lines: int) -> list[str]:
-        rc, out, err = self.run("logs", "--tail", str(lines), name, check=False)
+    def logs(self, name: str, lines: int, since: str | None = None) -> list[str]:
+        """The last `lines` log lines; with `since` (the container's StartedAt) only its last run's: Docker keeps
+        the logs of every earlier run, and an old error must not be read as the reason of this stop."""
+        args = ["logs", "--tail", str(lines)] + (["--since", since] if since else []) + [name]
+        rc, out, err = self.run(*args, check=False)
         return log_tail((out or "") + (err or ""), lines) if rc == 0 else []
 
     def exec(self, container: str, argv: list[str], check: bool = False) -> tuple[int, str, str]:

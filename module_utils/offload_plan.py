@@ -202,19 +202,30 @@ def _explained_probes(scenarios: list[int]) -> set[str]:
     return {"clickhouse"} if 2 in scenarios else set()
 
 
+def failure_rule(task: str, result: dict) -> str:
+    """The runbook escalation rule a failed step falls under."""
+    if result.get("unsafe_lines") or "JDBC driver" in str(result.get("msg") or "") or "JDBC driver" in task:
+        return RULE_CHANGE  # a damaged data directory, an image without its driver: people must change things
+    if "escalation budget" in task:
+        return RULE_TIME
+    if "truth check" in task.lower():
+        return RULE_DATA_LOSS
+    return RULE_UNCLEAR
+
+
 def escalation_for_failure(step: str, task: str, result: dict, elapsed: float, diagnosis_titles: list[str]) -> str:
-    """A failed step -> one escalation line naming the component, the check, what was waited for and the last
-    value seen (an until-loop that ran out reports no message of its own: 'Unknown error')."""
+    """A failed step -> one escalation line naming the rule, the component, the check, what was waited for and the
+    last value seen (an until-loop that ran out reports no message of its own: 'Unknown error')."""
     result = result or {}
     msg = str(result.get("msg") or "").strip()
     generic = not msg or re.fullmatch(r"(Task failed: )?(Action failed: )?Unknown error\.?", msg) is not None
     last = _last_value(result)
     attempts = result.get("attempts")
     waited = f" after {attempts} attempts" if attempts else ""
-    what = (f"the condition was not met{waited}; last seen: {last}" if generic
+    what = (f"the condition was not met{waited}; last seen: {last or 'no value (the check never answered)'}" if generic
             else msg.splitlines()[0][:400] + (f" (last seen: {last})" if last and last not in msg else ""))
-    return (f"ESCALATE after {elapsed:.1f} s: {step}: check '{task}' failed: {what} | diagnosis: "
-            f"{'; '.join(diagnosis_titles) or 'none'}")
+    return (f"ESCALATE ({failure_rule(task, result)}) after {elapsed:.1f} s: {step}: check '{task}' failed: {what} | "
+            f"diagnosis: {'; '.join(diagnosis_titles) or 'none'}")
 
 
 # Result keys that carry the value a wait was watching, in the order they are most telling.
@@ -232,4 +243,4 @@ def _last_value(result: dict) -> str:
             parts.append(f"{key}={_short(value) if not isinstance(value, str) else value.strip()[:200]}")
         if len(parts) == 3:
             break
-    return ", ".join(parts) or "nothing (no result)"
+    return ", ".join(parts)

@@ -453,11 +453,14 @@ def parse_offload_processes(ps_output: str, script: str = "offload_generic.py") 
 
 
 def _probe(result) -> dict:
-    """An async probe's result; a probe that failed or never ran becomes an 'unreachable' finding."""
+    """An async probe's result; a probe that failed, timed out or never ran becomes an 'unreachable' finding.
+    The role's wait has failed_when: false, which clears `failed`: a module that failed is then recognised by the
+    suppressed exception, or by never reporting `finished`."""
     if not isinstance(result, dict) or result.get("skipped"):
         return {"reachable": False, "error": "probe did not run"}
-    if result.get("failed") or not result.get("finished", 1):
-        return {"reachable": False, "error": str(result.get("msg") or "probe failed").strip().splitlines()[0][:300]}
+    if result.get("failed") or "failed_when_suppressed_exception" in result or not result.get("finished"):
+        return {"reachable": False, "error": str(result.get("msg") or "probe did not finish in time").strip()
+                .splitlines()[0][:300]}
     return {k: v for k, v in result.items() if k not in ("invocation", "ansible_job_id", "results_file", "started",
                                                           "finished", "changed", "failed", "item", "attempts")}
 

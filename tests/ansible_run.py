@@ -31,6 +31,31 @@ def run_playbook(playbook: str | Path, *extra: str, timeout: float = 300) -> tup
     return proc.returncode, out, proc.stderr
 
 
+class BackgroundPlaybook:
+    """ansible-playbook started in the background, in its own process group (a test can kill the whole run, as a
+    crashed control node would), its JSON output in a file."""
+
+    def __init__(self, playbook: str | Path, *extra: str, workdir: Path, name: str) -> None:
+        self.stdout_path, self.stderr_path = workdir / f"{name}.out", workdir / f"{name}.err"
+        with open(self.stdout_path, "w") as out, open(self.stderr_path, "w") as err:
+            self.proc = subprocess.Popen([ANSIBLE_PLAYBOOK, str(playbook), *extra], cwd=ROOT, env=_env(), stdout=out,
+                                         stderr=err, text=True, start_new_session=True)
+
+    def result(self, timeout: float = 900) -> tuple[int, dict, str]:
+        """(returncode, parsed json callback output, stderr), like run_playbook."""
+        rc = self.proc.wait(timeout=timeout)
+        stdout = self.stdout_path.read_text()
+        try:
+            out = json.loads(stdout[stdout.index("{"):])
+        except ValueError:
+            out = {"raw": stdout}
+        return rc, out, self.stderr_path.read_text()
+
+    def kill(self) -> None:
+        os.killpg(self.proc.pid, 9)
+        self.proc.wait(timeout=30)
+
+
 def run_module(module: str, args: dict, check: bool = False, timeout: float = 120) -> dict:
     """Run `module` with `args` on the lab host; return the task result (with 'failed' set on failure)."""
     play = [{"name": "t", "hosts": "k2_docker_hosts", "gather_facts": False,

@@ -18,7 +18,7 @@ from config import LabConfig
 
 TABLE = "bronze_trades_binance"
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from ansible_run import run_playbook  # noqa: E402
+from ansible_run import BackgroundPlaybook, run_playbook  # noqa: E402
 
 
 def diagnose(*extra: str) -> dict:
@@ -41,6 +41,22 @@ def remediate(*extra: str) -> tuple[int, dict | None, str, dict]:
         report = paths / "remediation.json"
         return (rc, json.loads(report.read_text()) if report.exists() else None, json.dumps(out) + stderr,
                 out.get("stats", {}))
+
+
+class RemediateRun:
+    """remediate.yml started in the background with its own report paths (several may run at once)."""
+
+    def __init__(self, workdir: Path, name: str, *extra: str) -> None:
+        self.report_path = workdir / f"{name}-remediation.json"
+        self.run = BackgroundPlaybook("playbooks/remediate.yml", "-e", f"report_path={workdir / name}-diagnosis.json",
+                                      "-e", f"remediation_report_path={self.report_path}", *extra, workdir=workdir,
+                                      name=name)
+
+    def result(self, timeout: float = 900) -> tuple[int, dict | None, str, dict]:
+        """Like remediate(): (returncode, report or None, all output, play recap per host)."""
+        rc, out, stderr = self.run.result(timeout)
+        report = json.loads(self.report_path.read_text()) if self.report_path.exists() else None
+        return rc, report, json.dumps(out) + stderr, out.get("stats", {})
 
 
 class Lab:

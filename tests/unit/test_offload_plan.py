@@ -157,7 +157,7 @@ def test_an_exhausted_wait_names_the_check_and_the_last_value_not_unknown_error(
         "Prefect worker (k2-prefect-worker)", "Wait until the worker polls its work pool",
         {"msg": "Task failed: Action failed: Unknown error.", "attempts": 45, "worker_online": False,
          "error": "Prefect API http://127.0.0.1:4200/api is unreachable: Connection refused"}, 112.4, ["Worker not running"])
-    assert line.startswith("ESCALATE after 112.4 s: Prefect worker (k2-prefect-worker): check 'Wait until the worker "
+    assert line.startswith("ESCALATE (root cause is unclear) after 112.4 s: Prefect worker (k2-prefect-worker): check 'Wait until the worker "
                            "polls its work pool' failed: the condition was not met after 45 attempts; last seen: "
                            "error=Prefect API http://127.0.0.1:4200/api is unreachable: Connection refused, "
                            "worker_online=false")
@@ -167,3 +167,14 @@ def test_an_exhausted_wait_names_the_check_and_the_last_value_not_unknown_error(
 def test_a_failed_step_with_its_own_message_keeps_it():
     line = p.escalation_for_failure("Spark", "Check the JDBC driver", {"msg": "JDBC driver missing: /opt/x.jar"}, 3, [])
     assert "check 'Check the JDBC driver' failed: JDBC driver missing: /opt/x.jar" in line
+
+
+@pytest.mark.parametrize("task,result,rule", [
+    ("Start PostgreSQL", {"unsafe_lines": ["initdb: error"]}, "code or infrastructure change needed"),
+    ("Escalate a missing JDBC driver (the image must be rebuilt; automation cannot)", {}, "code or infrastructure change needed"),
+    ("Recovered within the escalation budget", {}, "not resolved within 30 minutes"),
+    ("No row lost or doubled (truth check)", {}, "data loss suspected"),
+    ("Wait until the worker polls its work pool", {}, "root cause is unclear")])
+def test_a_failed_step_falls_under_the_runbook_rule(task, result, rule):
+    assert p.failure_rule(task, result) == rule
+    assert p.escalation_for_failure("s", task, result, 1, []).startswith(f"ESCALATE ({rule}) after 1.0 s")

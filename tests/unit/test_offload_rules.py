@@ -455,3 +455,15 @@ def test_alert_with_a_failing_watermark_is_not_stale_even_after_a_completed_run(
     facts["watermarks"]["watermarks"]["bronze_trades_kraken"].update(status="failed", failure_count=3)
     result = rules.triage(facts, TABLES, now=NOW)
     assert result["failing_tables"] == ["bronze_trades_kraken"] and result["stale_alert_tables"] == []
+
+
+@pytest.mark.parametrize("result,answered", [
+    ({"finished": 1, "reachable": True, "changed": False}, True),
+    ({"failed_when_result": False, "failed_when_suppressed_exception": "(traceback unavailable)",
+      "msg": "Cannot connect to PostgreSQL: password authentication failed"}, False),
+    ({"failed": True, "msg": "boom", "finished": 1}, False),
+    ({"finished": 0, "started": 1, "ansible_job_id": "j1"}, False),  # still running when the wait gave up
+    ({"skipped": True}, False), (None, False)])
+def test_an_async_probe_counts_as_answered_only_when_it_finished_without_failing(result, answered):
+    probe = rules._probe(result)
+    assert (probe.get("reachable") is not False) is answered, probe

@@ -1,0 +1,161 @@
+"""Safe at the edges, on the lab (no mocks): exactly one remediation acts, a stale lock is broken and recorded,
+a blind probe is never healthy, and a stopped PostgreSQL or Prefect server is named and healed as the root cause."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from conftest import TABLE, RemediateRun, diagnose, remediate
+
+SECRETS = ("k2-lab-prefect", "k2-lab-clickhouse")
+
+
+def lock_file(lab):
+    return lab.cfg.state_dir / "locks" / "remediation.lock"
+
+
+def assert_no_secret(output: str) -> None:
+    for secret in SECRETS:
+        assert secret not in output
+
+
+def assert_truth_clean(lab) -> None:
+    truth = lab.truth()  # the lab's own count, independent of the playbook's truth check
+    assert truth["missing"] == 0 and truth["duplicated"] == 0, truth
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_remediations_started_together_on_a_stopped_worker_exactly_one_acts(clean_lab, tmp_path, count):
+    lab = clean_lab
+    lab.fault("worker-stopped")
+    runs_before = lab.prefect.run_ids()
+    started = [RemediateRun(tmp_path, f"run{i}") for i in range(count)]
+    results = [run.result() for run in started]
+
+    acted = [r for r in results if r[1] and r[1]["status"] == "recovered"]
+    waited = [r for r in results if "IN PROGRESS: another remediation in progress since" in r[2]]
+    assert len(acted) == 1 and len(waited) == count - 1, [(r[0], r[1] and r[1]["status"], r[2][-800:]) for r in results]
+    for rc, report, output, stats in waited:
+        assert rc == 0 and stats["k2-lab"]["changed"] == 0, output[-2000:]
+        assert report is None  # the holder's report is the one that counts
+        holder = acted[0][1]["lock"]["holder"]
+        assert f"by {holder['who']} on {holder['control_node']} (run {holder['run_id']})" in output
+    assert len(lab.prefect.run_ids() - runs_before) == 1  # one verifying flow run, not one per remediation
+    assert lab.dc.containers.get("k2-prefect-worker").status == "running"
+    assert_truth_clean(lab)
+    assert not lock_file(lab).exists()  # released by the holder
+
+
+def test_a_killed_runs_lock_is_broken_by_the_next_run_and_the_break_recorded(clean_lab, tmp_path):
+    lab = clean_lab
+    victim = RemediateRun(tmp_path, "victim")
+    lab.wait("the victim to take the lock", lambda: lock_file(lab).exists(), timeout=120)
+    holder = json.loads(lock_file(lab).read_text())
+    victim.run.kill()  # a control node that dies mid-run: nothing releases the lock
+    assert lock_file(lab).exists()
+
+    rc, report, output, stats = remediate()
+    assert rc == 0, output[-2000:]
+    assert report["status"] == "healthy" and report["lock"]["outcome"] == "acquired_after_break", report["lock"]
+    broken = report["lock"]["broken"]
+    assert broken["stale_holder"]["token"] == holder["token"] and "no longer runs" in broken["reason"]
+    record = json.loads((lock_file(lab).parent / "remediation.lock.breaks.jsonl").read_text().splitlines()[-1])
+    assert record["stale_holder"]["token"] == holder["token"]
+    assert not lock_file(lab).exists()
+
+
+def _foreign_lock(lab, age_seconds: float) -> dict:
+    """A lock held by a run on another control node (an AWX job pod), `age_seconds` old."""
+    since = (datetime.now(timezone.utc) - timedelta(seconds=age_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    holder = {"who": "awx@awx-job-pod", "control_node": "awx-job-pod", "run_id": "awx-job-4242", "pid": 7,
+              "since": since, "token": "foreign-token"}
+    lock_file(lab).parent.mkdir(parents=True, exist_ok=True)
+    lock_file(lab).write_text(json.dumps(holder))
+    return holder
+
+
+def test_a_lock_held_elsewhere_is_obeyed_until_it_is_older_than_the_budget(clean_lab):
+    lab = clean_lab
+    lab.fault("worker-stopped")
+    _foreign_lock(lab, age_seconds=60)
+    rc, report, output, stats = remediate("-e", "remediate_escalation_budget_seconds=600")
+    assert rc == 0 and stats["k2-lab"]["changed"] == 0, output[-2000:]
+    assert "another remediation in progress since" in output and "by awx@awx-job-pod on awx-job-pod (run awx-job-4242)" in output
+    assert lab.dc.containers.get("k2-prefect-worker").status == "exited"  # nothing was touched
+    assert json.loads(lock_file(lab).read_text())["token"] == "foreign-token"
+
+    _foreign_lock(lab, age_seconds=700)
+    rc, report, output, _ = remediate("-e", "remediate_escalation_budget_seconds=600")
+    assert rc == 0 and report["status"] == "recovered", output[-2000:]
+    assert "longer than the escalation budget of 600 s" in report["lock"]["broken"]["reason"]
+    assert_truth_clean(lab)
+
+
+def test_blind_probes_are_named_never_healthy(clean_lab):
+    """A wrong ClickHouse password, a Prefect API that does not answer and a stopped Prometheus, in one diagnosis:
+    each is named with its cause (the unit tests prove each alone is enough to leave `healthy`)."""
+    lab = clean_lab
+    lab.fault("prometheus-stopped")
+    report = diagnose("-e", "k2_clickhouse_password=wrong-password", "-e", "k2_prefect_api_url=http://127.0.0.1:1/api")
+    assert report["status"] == "blind", report["blind"]
+    named = {b["component"]: b["cause"] for b in report["blind"]}
+    assert "Authentication failed" in named["ClickHouse"]
+    assert "Connection refused" in named["Prefect API"]
+    assert "Prometheus" in named and report["alerting_blind"] is True
+    assert report["scenarios"] == []  # a wrong password is not a ClickHouse outage
+
+
+def test_a_wrong_postgres_password_escalates_as_unclear_and_changes_nothing(clean_lab):
+    rc, report, output, stats = remediate("-e", "k2_postgres_password=wrong-password", "-vvv")
+    assert rc != 0 and stats["k2-lab"]["changed"] == 0
+    assert report["status"] == "escalated" and report["escalation_rule"] == "root cause is unclear"
+    assert "PostgreSQL watermarks (offload_watermarks)" in report["escalation"]
+    assert "password authentication failed" in report["escalation"]
+    assert "Traceback" not in output
+    assert_no_secret(output)
+
+
+def test_monitoring_down_is_reported_and_restarted_only_when_asked(clean_lab):
+    lab = clean_lab
+    lab.fault("prometheus-stopped")
+    rc, report, output, stats = remediate()
+    assert rc == 0 and stats["k2-lab"]["changed"] == 0, output[-2000:]
+    assert report["status"] == "alerting_blind" and "ALERTING BLIND: Prometheus" in report["message"]
+    assert lab.dc.containers.get("k2-prometheus").status == "exited"
+
+    rc, report, output, _ = remediate("-e", "remediate_restart_monitoring=true")
+    assert rc == 0, output[-2000:]
+    assert report["status"] == "recovered" and report["verification"] is None  # the offload itself was fine
+    assert report["outcomes"] == [{"scenario": "monitoring", "actions": ["start k2-prometheus (exited, exit code 0)"]}]
+    assert lab.dc.containers.get("k2-prometheus").status == "running"
+
+
+@pytest.mark.parametrize("fault,component,container", [
+    ("prefect-server-stopped", "prefect_server", "k2-prefect-server"),
+    ("prefect-db-stopped", "prefect_db", "k2-prefect-db")])
+def test_a_stopped_orchestration_component_is_the_root_cause_and_is_healed(clean_lab, fault, component, container):
+    lab = clean_lab
+    lab.fault(fault)
+    rc, report, output, _ = remediate()
+    assert rc == 0, output[-3000:]
+    assert report["status"] == "recovered" and report["root_causes"] == [component], report
+    assert f"ROOT CAUSE: " in output and report["remediated_scenarios"] == []  # not named Scenario 1
+    started = [a for o in report["outcomes"] for a in o["actions"]]
+    assert any(a.startswith(f"start {container}") for a in started), started
+    assert report["verification"]["flow_run"]["state_type"] == "COMPLETED"
+    assert_truth_clean(lab)
+    assert_no_secret(output)
+
+
+def test_postgres_with_a_damaged_data_directory_is_escalated_not_started(clean_lab):
+    lab = clean_lab
+    lab.fault("prefect-db-unsafe")
+    rc, report, output, _ = remediate()
+    assert rc != 0
+    assert report["status"] == "escalated" and report["root_causes"] == ["prefect_db"]
+    escalation = report["escalation"]
+    assert "orchestration (prefect_db)" in escalation and "k2-prefect-db not started: starting it is not safe" in escalation
+    assert "exists but is not empty" in escalation
+    assert lab.dc.containers.get("k2-prefect-db").status == "exited"  # never started again
