@@ -9,9 +9,9 @@ import re
 from datetime import datetime, timedelta, timezone
 
 try:
-    from ansible.module_utils.offload_common import invalid_identifiers
+    from ansible.module_utils.offload_common import invalid_identifiers, parse_utc
 except ImportError:  # plain pytest: module_utils/ is on sys.path (tests/conftest.py)
-    from offload_common import invalid_identifiers
+    from offload_common import invalid_identifiers, parse_utc
 
 # --- identifiers and SQL ------------------------------------------------------------------------------------
 
@@ -435,18 +435,12 @@ def ttl_from_table(engine_full: str | None, create_table_query: str | None) -> d
 # --- time arithmetic ----------------------------------------------------------------------------------------
 
 def parse_timestamp(value) -> datetime:
-    """An ISO 8601 timestamp (T or space, optional fraction, Z or offset) as an aware datetime; naive values are
-    UTC (K2's watermark column is a TIMESTAMP in a UTC server). Raises ValueError."""
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
-        parsed = datetime.fromisoformat(text)
-    else:
+    """parse_utc (offload_common), strict: a value that is not a timestamp raises ValueError (the caller reports
+    the table it came from)."""
+    parsed = parse_utc(value)
+    if parsed is None:
         raise ValueError(f"not a timestamp: {value!r}")
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=timezone.utc)
+    return parsed
 
 
 def _add_months(moment: datetime, months: int) -> datetime:

@@ -97,6 +97,30 @@ def to_json_safe(value):
     return value
 
 
+_FRACTION = re.compile(r"\.(\d+)")
+
+
+def parse_utc(value) -> datetime.datetime | None:
+    """An ISO-8601 timestamp (str, or datetime) as an aware UTC datetime; None when it is not one. 'Z' and any
+    number of fraction digits are accepted (Prefect writes 7); naive values are taken as UTC (K2: UTC everywhere)."""
+    if isinstance(value, datetime.datetime):
+        parsed = value
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if text[-1] in "zZ":
+            text = text[:-1] + "+00:00"
+        text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
+        try:
+            parsed = datetime.datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    else:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+    return parsed.astimezone(datetime.timezone.utc)
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else exc.__class__.__name__

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import re
 
-from ansible.module_utils.offload_rules import normalize_container, parse_size
-
 CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
@@ -32,6 +30,55 @@ def container_state(name: str, inspect: dict | None, stats_line: str = "") -> di
         state["error"] = (inspect.get("State") or {}).get("Error") or None
         state["restart_count"] = inspect.get("RestartCount", 0)
     return state
+
+
+def normalize_container(name: str, info: dict | None, stats: dict | None = None) -> dict:
+    """docker_container_info's `container` (None when absent) + optional `docker stats` JSON -> the facts
+    the rules read."""
+    if not info:
+        return {"name": name, "exists": False, "status": "absent"}
+    state = info.get("State") or {}
+    nets = ((info.get("NetworkSettings") or {}).get("Networks") or {})
+    out = {"name": name, "exists": True, "status": state.get("Status"), "exit_code": state.get("ExitCode"),
+           "oom_killed": bool(state.get("OOMKilled")), "started_at": state.get("StartedAt"),
+           "finished_at": state.get("FinishedAt"), "networks": sorted(nets),
+           "memory_limit": (info.get("HostConfig") or {}).get("Memory") or None, "memory_usage": None}
+    if stats:
+        out["memory_usage"] = parse_size(str(stats.get("MemUsage", "")).split("/")[0])
+    return out
+
+
+SIZE_UNITS = {"b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "kb": 10**3, "mb": 10**6,
+              "gb": 10**9, "tb": 10**12}
+SIZE = re.compile(r"^\s*([0-9.]+)\s*([a-zA-Z]+)\s*$")
+
+
+def parse_size(text: str) -> int | None:
+    """'812.3MiB' -> bytes (docker stats notation); None when unparseable."""
+    match = SIZE.match(text or "")
+    if not match or match.group(2).lower() not in SIZE_UNITS:
+        return None
+    try:
+        return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
+    except ValueError:
+        return None
+
+
+PS_LINE = re.compile(r"^\s*(\d+)\s+(\d+)\s+(.*)$")
+SOURCE_ARG = re.compile(r"--source-table[= ]+([A-Za-z0-9_]+)")
+
+
+def parse_offload_processes(ps_output: str, script: str = "offload_generic.py") -> list[dict]:
+    """`ps -eo pid=,etimes=,args=` inside the Spark container -> the offload jobs in flight."""
+    jobs = []
+    for line in (ps_output or "").splitlines():
+        match = PS_LINE.match(line)
+        if not match or script not in match.group(3) or match.group(3).startswith(("ps ", "sh -c")):
+            continue
+        table = SOURCE_ARG.search(match.group(3))
+        jobs.append({"pid": int(match.group(1)), "elapsed_seconds": int(match.group(2)),
+                     "table": table.group(1) if table else None, "args": match.group(3)[:300]})
+    return jobs
 
 
 def log_tail(text: str, lines: int) -> list[str]:

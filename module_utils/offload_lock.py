@@ -18,6 +18,11 @@ import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
+try:
+    from ansible.module_utils.offload_common import parse_utc
+except ImportError:  # unit tests import module_utils/ directly
+    from offload_common import parse_utc
+
 OUTCOME_ACQUIRED = "acquired"
 OUTCOME_BROKEN = "acquired_after_break"   # a stale lock was broken (recorded), then acquired
 OUTCOME_BUSY = "busy"                     # another remediation holds it: nothing may change
@@ -37,14 +42,6 @@ def utcnow() -> datetime:
 
 def iso(when: datetime) -> str:
     return when.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_iso(text) -> datetime | None:
-    try:
-        when = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
 
 
 def process_start_ticks(pid) -> int | None:
@@ -72,7 +69,7 @@ def holder_gone(holder: dict, hostname: str) -> bool:
 
 def stale_reason(holder: dict, now: datetime, stale_after_seconds: float, hostname: str) -> str | None:
     """Why a held lock may be broken, or None while its holder may still be acting."""
-    since = parse_iso(holder.get("since"))
+    since = parse_utc(holder.get("since"))
     if since is None:
         return "the lock file carries no valid 'since' time"
     age = (now - since).total_seconds()

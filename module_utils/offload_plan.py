@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import datetime
+
+try:
+    from ansible.module_utils.offload_common import parse_utc
+except ImportError:  # unit tests import module_utils/ directly
+    from offload_common import parse_utc
 
 AUTOMATED = (1, 2, 3, 4, 5)
 MITIGATIONS = ("auto", "raise", "manual")
@@ -94,12 +99,9 @@ def load_report(text: str, path: str, host: str, now: datetime, max_age_seconds:
         raise PlanError(f"report {path} is not a diagnosis report (kind {_short(report.get('kind') if isinstance(report, dict) else None)}).")
     if report.get("host") != host:
         raise PlanError(f"report {path} belongs to host {_short(report.get('host'))}, not {host!r}.")
-    try:
-        generated = datetime.fromisoformat(str(report.get("generated_at")).replace("Z", "+00:00"))
-    except ValueError:
-        raise PlanError(f"report {path} has no valid generated_at time.") from None
-    if generated.tzinfo is None:
-        generated = generated.replace(tzinfo=timezone.utc)
+    generated = parse_utc(report.get("generated_at"))
+    if generated is None:
+        raise PlanError(f"report {path} has no valid generated_at time.")
     age = (now - generated).total_seconds()
     if age > max_age_seconds:
         raise PlanError(f"report {path} is stale: written {age:.0f} s ago (limit {max_age_seconds:.0f} s); "

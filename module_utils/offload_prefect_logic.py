@@ -6,8 +6,10 @@ from __future__ import annotations
 
 try:
     from ansible.module_utils.offload_common import api_url_problem  # noqa: F401 - re-exported to the module
+    from ansible.module_utils.offload_common import parse_utc
 except ImportError:  # unit tests import module_utils/ directly
     from offload_common import api_url_problem  # noqa: F401
+    from offload_common import parse_utc
 
 import re
 from datetime import datetime, timezone
@@ -39,7 +41,6 @@ MAX_ERROR_LINE_CHARS = 300
 KILLED_EXIT_CODES = (137, -9)
 ERROR_LOG_LINE = re.compile(r" - (ERROR|CRITICAL) - ")
 ERROR_WORDS = re.compile(r"error|exception|failed|fatal|killed|refused|timed? ?out", re.I)
-_FRACTION = re.compile(r"\.(\d+)")
 
 
 def parse_deployment_name(name) -> tuple[str, str]:
@@ -53,34 +54,12 @@ def parse_deployment_name(name) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-def parse_timestamp(value) -> datetime | None:
-    """An ISO 8601 timestamp as Prefect sends it ('...Z', '+00:00', any number of fraction digits) -> aware
-    datetime in UTC; None when absent or unparsable. Naive values are taken as UTC (Prefect stores UTC)."""
-    if isinstance(value, datetime):
-        parsed = value
-    elif isinstance(value, str) and value.strip():
-        text = value.strip()
-        if text[-1] in "zZ":
-            text = text[:-1] + "+00:00"
-        # Python < 3.11 accepts exactly 3 or 6 fraction digits only.
-        text = _FRACTION.sub(lambda m: "." + (m.group(1) + "000000")[:6], text, count=1)
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    else:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return parsed.astimezone(timezone.utc)
-
-
 def age_seconds(timestamp, now: datetime) -> float | None:
     """Seconds from timestamp to now (negative when the timestamp is in the future: clock skew)."""
-    when = parse_timestamp(timestamp)
+    when = parse_utc(timestamp)
     if when is None:
         return None
-    return round((parse_timestamp(now) - when).total_seconds(), 3)
+    return round((parse_utc(now) - when).total_seconds(), 3)
 
 
 def worker_summary(worker: dict, now: datetime, stale_seconds: float) -> dict:

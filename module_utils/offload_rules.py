@@ -7,6 +7,13 @@ import re
 import statistics
 from datetime import datetime, timezone
 
+try:
+    from ansible.module_utils.offload_common import parse_utc
+    from ansible.module_utils.offload_docker import normalize_container, parse_offload_processes
+except ImportError:  # unit tests import module_utils/ directly
+    from offload_common import parse_utc
+    from offload_docker import normalize_container, parse_offload_processes
+
 SCENARIOS = {
     1: ("worker_not_running", "Worker not running"),
     2: ("clickhouse_connectivity", "ClickHouse connectivity failure"),
@@ -120,16 +127,6 @@ def tables_in_lines(lines) -> set[str]:
     return tables
 
 
-def _parse_ts(value) -> datetime | None:
-    if not value:
-        return None
-    try:
-        ts = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return ts if ts.tzinfo else ts.replace(tzinfo=timezone.utc)
-
-
 def container_down(state: dict | None) -> str | None:
     """Evidence line if the container is not running, else None."""
     if not state or not state.get("exists"):
@@ -176,7 +173,7 @@ def ttl_headroom(clickhouse: dict, watermarks: dict, now: datetime) -> dict:
             out[table] = info["ttl_headroom_seconds"]
             continue
         interval = (info.get("ttl") or {}).get("interval_seconds")
-        wm_ts = _parse_ts((watermarks.get(table) or {}).get("timestamp"))
+        wm_ts = parse_utc((watermarks.get(table) or {}).get("timestamp"))
         if interval and wm_ts and wm_ts.year > 1970:  # an epoch watermark means "never offloaded yet"
             out[table] = round((wm_ts - now).total_seconds() + interval, 1)
     return out
@@ -299,7 +296,7 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
             if code in ("missing_row", "stuck_running", "null_values", "future_watermark", "history_bloat"):
                 t.add(4, f"watermark {table}: {code}", [table])
         cold = (iceberg.get("tables") or {}).get(table) or {}
-        wm_ts, cold_ts = _parse_ts(wm.get("timestamp")), _parse_ts(cold.get("max_timestamp"))
+        wm_ts, cold_ts = parse_utc(wm.get("timestamp")), parse_utc(cold.get("max_timestamp"))
         if wm_ts and cold_ts and wm_ts.year > 1970:
             delta = (wm_ts - cold_ts).total_seconds()
             if delta > watermark_tolerance_seconds:
@@ -382,7 +379,7 @@ def diagnosis_status(root_causes: list, scenarios: list, blind: list) -> str:
 
 
 def run_seconds(run: dict) -> float | None:
-    start, end = _parse_ts(run.get("start_time")), _parse_ts(run.get("end_time"))
+    start, end = parse_utc(run.get("start_time")), parse_utc(run.get("end_time"))
     return (end - start).total_seconds() if start and end else None
 
 
@@ -401,55 +398,6 @@ def duration_trend(runs: list[dict], factor: float = 1.5) -> str | None:
         return (f"flow run duration trend: the newest run took {newest:.0f} s, {newest / median:.1f}x the median "
                 f"{median:.0f} s of {len(earlier)} earlier completed runs")
     return None
-
-
-def normalize_container(name: str, info: dict | None, stats: dict | None = None) -> dict:
-    """docker_container_info's `container` (None when absent) + optional `docker stats` JSON -> the facts
-    the rules read."""
-    if not info:
-        return {"name": name, "exists": False, "status": "absent"}
-    state = info.get("State") or {}
-    nets = ((info.get("NetworkSettings") or {}).get("Networks") or {})
-    out = {"name": name, "exists": True, "status": state.get("Status"), "exit_code": state.get("ExitCode"),
-           "oom_killed": bool(state.get("OOMKilled")), "started_at": state.get("StartedAt"),
-           "finished_at": state.get("FinishedAt"), "networks": sorted(nets),
-           "memory_limit": (info.get("HostConfig") or {}).get("Memory") or None, "memory_usage": None}
-    if stats:
-        out["memory_usage"] = parse_size(str(stats.get("MemUsage", "")).split("/")[0])
-    return out
-
-
-SIZE_UNITS = {"b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "kb": 10**3, "mb": 10**6,
-              "gb": 10**9, "tb": 10**12}
-SIZE = re.compile(r"^\s*([0-9.]+)\s*([a-zA-Z]+)\s*$")
-
-
-def parse_size(text: str) -> int | None:
-    """'812.3MiB' -> bytes (docker stats notation); None when unparseable."""
-    match = SIZE.match(text or "")
-    if not match or match.group(2).lower() not in SIZE_UNITS:
-        return None
-    try:
-        return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
-    except ValueError:
-        return None
-
-
-PS_LINE = re.compile(r"^\s*(\d+)\s+(\d+)\s+(.*)$")
-SOURCE_ARG = re.compile(r"--source-table[= ]+([A-Za-z0-9_]+)")
-
-
-def parse_offload_processes(ps_output: str, script: str = "offload_generic.py") -> list[dict]:
-    """`ps -eo pid=,etimes=,args=` inside the Spark container -> the offload jobs in flight."""
-    jobs = []
-    for line in (ps_output or "").splitlines():
-        match = PS_LINE.match(line)
-        if not match or script not in match.group(3) or match.group(3).startswith(("ps ", "sh -c")):
-            continue
-        table = SOURCE_ARG.search(match.group(3))
-        jobs.append({"pid": int(match.group(1)), "elapsed_seconds": int(match.group(2)),
-                     "table": table.group(1) if table else None, "args": match.group(3)[:300]})
-    return jobs
 
 
 def _probe(result) -> dict:

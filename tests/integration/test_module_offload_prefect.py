@@ -12,6 +12,7 @@ from ansible_run import run_module
 from config import LabConfig
 
 import offload_prefect_logic as logic
+from offload_common import parse_utc
 
 MODULE = "offload_prefect"
 TABLE = "bronze_trades_kraken"
@@ -82,7 +83,7 @@ def test_inspect_lists_our_run_with_its_final_state(inspected, our_run):
     assert 1 <= len(runs) <= 60
     for r in runs:
         assert set(r) == RUN_KEYS
-    expected = [logic.parse_timestamp(r["expected_start_time"]) for r in runs]
+    expected = [parse_utc(r["expected_start_time"]) for r in runs]
     assert expected == sorted(expected, reverse=True)  # newest first
     mine = _find(inspected, our_run["id"])
     assert mine["state_type"] == our_run["state_type"] and mine["name"] == our_run["name"]

@@ -2,14 +2,10 @@
 from __future__ import annotations
 
 import json
-import sys
 
 import pytest
 
-import offload_rules
-
-sys.modules.setdefault("ansible.module_utils.offload_rules", offload_rules)
-import offload_docker as D  # noqa: E402  (needs the ansible.module_utils.offload_rules alias above)
+import offload_docker as D
 
 NET = "k2-market-data-platform_k2-net"
 GIB = 2**30
@@ -200,3 +196,30 @@ def test_error_lines_of_a_clean_log():
 ])
 def test_container_name_pattern(name, ok):
     assert bool(D.CONTAINER_NAME.fullmatch(name)) is ok
+
+
+@pytest.mark.parametrize("text,expected", [("812.3MiB", int(812.3 * 2**20)), ("1.5GiB", int(1.5 * 2**30)),
+                                           ("10kB", 10_000), ("0B", 0), ("", None), ("12 parsecs", None), ("x", None)])
+def test_parse_size(text, expected):
+    assert D.parse_size(text) == expected
+
+
+def test_normalize_container():
+    info = {"State": {"Status": "exited", "ExitCode": 137, "OOMKilled": True},
+            "NetworkSettings": {"Networks": {"k2-network": {}}}, "HostConfig": {"Memory": 1024}}
+    out = D.normalize_container("k2-prefect-worker", info, {"MemUsage": "512MiB / 1GiB"})
+    assert out["status"] == "exited" and out["oom_killed"] and out["networks"] == ["k2-network"]
+    assert out["memory_usage"] == 512 * 2**20 and out["memory_limit"] == 1024
+    assert D.normalize_container("x", None) == {"name": "x", "exists": False, "status": "absent"}
+
+
+def test_parse_offload_processes():
+    ps = """    1     900 /usr/bin/tini-static -- sleep infinity
+   42      75 python3 /home/iceberg/offload/offload_generic.py --source-table bronze_trades_binance --layer bronze
+   43       0 ps -eo pid=,etimes=,args=
+   44       3 sh -c ps aux | grep offload_generic.py
+garbage line"""
+    jobs = D.parse_offload_processes(ps)
+    assert jobs == [{"pid": 42, "elapsed_seconds": 75, "table": "bronze_trades_binance",
+                     "args": "python3 /home/iceberg/offload/offload_generic.py --source-table bronze_trades_binance "
+                             "--layer bronze"}]

@@ -366,33 +366,6 @@ def test_alert_tables_are_failing_tables_without_prometheus_metrics():
     assert result["failing_tables"] == ["bronze_trades_kraken"] and result["prometheus_metrics_exported"] is False
 
 
-@pytest.mark.parametrize("text,expected", [("812.3MiB", int(812.3 * 2**20)), ("1.5GiB", int(1.5 * 2**30)),
-                                           ("10kB", 10_000), ("0B", 0), ("", None), ("12 parsecs", None), ("x", None)])
-def test_parse_size(text, expected):
-    assert rules.parse_size(text) == expected
-
-
-def test_normalize_container():
-    info = {"State": {"Status": "exited", "ExitCode": 137, "OOMKilled": True},
-            "NetworkSettings": {"Networks": {"k2-network": {}}}, "HostConfig": {"Memory": 1024}}
-    out = rules.normalize_container("k2-prefect-worker", info, {"MemUsage": "512MiB / 1GiB"})
-    assert out["status"] == "exited" and out["oom_killed"] and out["networks"] == ["k2-network"]
-    assert out["memory_usage"] == 512 * 2**20 and out["memory_limit"] == 1024
-    assert rules.normalize_container("x", None) == {"name": "x", "exists": False, "status": "absent"}
-
-
-def test_parse_offload_processes():
-    ps = """    1     900 /usr/bin/tini-static -- sleep infinity
-   42      75 python3 /home/iceberg/offload/offload_generic.py --source-table bronze_trades_binance --layer bronze
-   43       0 ps -eo pid=,etimes=,args=
-   44       3 sh -c ps aux | grep offload_generic.py
-garbage line"""
-    jobs = rules.parse_offload_processes(ps)
-    assert jobs == [{"pid": 42, "elapsed_seconds": 75, "table": "bronze_trades_binance",
-                     "args": "python3 /home/iceberg/offload/offload_generic.py --source-table bronze_trades_binance "
-                             "--layer bronze"}]
-
-
 def test_ttl_headroom_from_watermark_and_table_ttl():
     ch = {"tables": {"a": {"ttl": {"interval_seconds": 7 * 86400}}, "b": {"ttl_headroom_seconds": 5.0},
                      "c": {"ttl": None}}}
