@@ -12,7 +12,7 @@ def test_healthy_stack_changes_nothing_and_says_so(lab):
     assert rc == 0, output[-2000:]
     assert "HEALTHY: the diagnosis found nothing to remediate; nothing was changed." in output
     assert stats["k2-lab"]["changed"] == 0, stats
-    assert report is None  # nothing was remediated, so no remediation report
+    assert report["status"] == "healthy" and report["outcomes"] == [] and report["verification"] is None
 
 
 def test_check_mode_prints_the_plan_and_changes_nothing(clean_lab):
