@@ -44,8 +44,10 @@ options:
       - C(acquired) takes the lock, or answers C(busy) with the current holder.
       - C(released) removes it if O(token) holds it; somebody else's lock is left alone.
       - C(info) reads it (free / held, and whether it is stale).
+      - C(stepped) records the step the holder of O(token) is at (O(step)), for operators and the alert-driven
+        loop to see what a held lock is doing.
     type: str
-    choices: [acquired, released, info]
+    choices: [acquired, released, stepped, info]
     default: info
   owner:
     description:
@@ -66,7 +68,10 @@ options:
         description: PID of the ansible-playbook process; checked for liveness only on the same host.
         type: int
   token:
-    description: The token RV(holder.token) returned when the lock was acquired (O(state=released)).
+    description: The token RV(holder.token) returned when the lock was acquired (O(state=released) and O(state=stepped)).
+    type: str
+  step:
+    description: The step the holder is at (O(state=stepped)).
     type: str
   stale_after_seconds:
     description: A lock older than this is stale (the runbook's escalation budget, 30 min).
@@ -136,7 +141,8 @@ def message(result: dict, path: str) -> str:
     holder = result.get("holder") or {}
     outcome = result["outcome"]
     if outcome == OUTCOME_BUSY:
-        return f"another remediation in progress {describe(holder)}"
+        return f"another remediation in progress {describe(holder)}" + (f", at: {holder['step']}"
+                                                                         if holder.get("step") else "")
     if result.get("broken"):
         return (f"broke the stale lock {describe(result['broken']['stale_holder'])}: {result['broken']['reason']};"
                 f" acquired {path}")
@@ -150,14 +156,15 @@ def main() -> None:
     module = AnsibleModule(
         argument_spec={
             "path": {"type": "path", "required": True},
-            "state": {"type": "str", "default": "info", "choices": ["acquired", "released", "info"]},
+            "state": {"type": "str", "default": "info", "choices": ["acquired", "released", "stepped", "info"]},
             "owner": {"type": "dict", "default": {}, "options": {
                 "who": {"type": "str"}, "control_node": {"type": "str"}, "run_id": {"type": "str"},
                 "pid": {"type": "int"}}},
             "token": {"type": "str", "no_log": False},
+            "step": {"type": "str"},
             "stale_after_seconds": {"type": "int", "default": 1800},
         },
-        required_if=[("state", "released", ["token"])],
+        required_if=[("state", "released", ["token"]), ("state", "stepped", ["token", "step"])],
         supports_check_mode=True,
     )
     p = module.params
@@ -173,6 +180,8 @@ def main() -> None:
             result = lock.acquire(owner, p["stale_after_seconds"], check_mode=module.check_mode)
         elif p["state"] == "released":
             result = lock.release(p["token"], check_mode=module.check_mode)
+        elif p["state"] == "stepped":
+            result = lock.note_step(p["token"], p["step"], check_mode=module.check_mode)
         else:
             result = lock.info(p["stale_after_seconds"])
     except LockError as exc:

@@ -24,12 +24,15 @@ description:
     C(prefect deployment run ...) of "Verify recovery"), but only when no run of it is in flight, and waits for
     the run's final state; a run already in flight is waited for instead of starting a second one (two runs at
     once double rows on K2).
+  - While it waits, a run whose pool has had no online worker for longer than O(heartbeat_stale_seconds) fails
+    at once with what was seen (the worker died under it), instead of after O(wait_timeout).
 version_added: "1.0.0"
 author: K2 offload automation
 attributes:
   check_mode:
     support: full
-    details: C(inspect) runs the same in check mode; C(trigger) reports the run it would create and creates none.
+    details: C(inspect) runs the same in check mode; C(trigger) reports the run it would create and creates none;
+      C(reap) reports the runs it would crash.
   diff_mode:
     support: none
   idempotent:
@@ -37,7 +40,10 @@ attributes:
     details: C(inspect) is read-only; C(trigger) creates a run only when none is in flight.
 options:
   action:
-    description: C(inspect) only reads; C(trigger) creates (or joins) a flow run and waits for it.
+    description:
+      - C(inspect) only reads; C(trigger) creates (or joins) a flow run and waits for it.
+      - C(reap) sets the deployment's zombie runs CRASHED (see O(crash_runs_started_before)) and returns the runs
+        still in flight (RV(live_runs)).
     type: str
     choices: [inspect, trigger]
     default: inspect
@@ -91,6 +97,13 @@ options:
       - Without logs, RV(flow_runs[].failed_tables) falls back to the tables named in the runs' state messages.
     type: bool
     default: true
+  crash_runs_started_before:
+    description:
+      - With O(action=reap), the worker container's last start (ISO 8601). Runs in flight that started before it
+        are zombies - the process running them died with the old worker, they can never finish - and are set
+        CRASHED (forced), so that a verification creates a fresh run instead of joining one that never ends
+        (RV(crashed_runs)).
+    type: str
 notes:
   - K2's flow runs one subflow per layer; the C(✗ Offload failed) lines are logged by the task runs of those
     subflows, so their logs are read with the parent run's.
@@ -141,6 +154,16 @@ error:
   returned: always
   type: str
   sample: "Prefect API http://127.0.0.1:4200/api is unreachable: [Errno 111] Connection refused"
+crashed_runs:
+  description: Zombie runs set CRASHED (or, in check mode, that would be) because of O(crash_runs_started_before).
+  returned: with O(action=reap)
+  type: list
+  elements: dict
+live_runs:
+  description: The deployment's runs still in flight after the reaping (their worker is alive).
+  returned: with O(action=reap)
+  type: list
+  elements: dict
 deployment:
   description: The deployment. RV(deployment.paused) is true when its schedule cannot create runs.
   returned: always
@@ -258,8 +281,8 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.offload_common import first_line, http_api_argument_spec, to_json_safe
 from ansible.module_utils.offload_prefect_logic import (
     ACTIVE_STATES, FAILURE_STATES, FINAL_STATES, api_url_problem, consecutive_failures, count_states, deployment_summary,
-    parse_deployment_name, run_failure_details, state_type, summarize_run, summarize_workers, tables_from_state_message,
-    unique, work_pool_summary)
+    parse_deployment_name, run_failure_details, runs_older_than, state_type, summarize_run, summarize_workers,
+    tables_from_state_message, unique, work_pool_summary, worker_lost)
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, open_url
 
 LOG_PAGE = 200
@@ -482,6 +505,61 @@ def inspect(module: AnsibleModule, flow: str, name: str) -> dict:
     return result
 
 
+def crash_zombies(module: AnsibleModule, api: PrefectAPI, runs: list[dict]) -> list[dict]:
+    """Mark runs whose worker died CRASHED (forced: Prefect cannot know their process is gone)."""
+    crashed = []
+    for run in runs:
+        if not module.check_mode:
+            api.post(f"/flow_runs/{run['id']}/set_state",
+                     {"state": {"type": "CRASHED", "name": "Crashed",
+                                "message": f"its worker restarted at {module.params['crash_runs_started_before']}: "
+                                           "the process running it is gone (marked by offload automation)"},
+                      "force": True})
+        crashed.append({"id": run["id"], "name": run.get("name"), "state_type": state_type(run)})
+    return crashed
+
+
+def wait_final(module: AnsibleModule, api: PrefectAPI, inspector: Inspector, run: dict) -> dict:
+    """Poll the run to its final state; a run whose worker stays offline past the heartbeat staleness fails fast
+    (the worker died under it: waiting the whole timeout would only delay the escalation)."""
+    params = module.params
+    deadline = time.monotonic() + params["wait_timeout"]
+    no_worker_since, next_worker_check = None, 0.0
+    while state_type(run) not in FINAL_STATES and time.monotonic() < deadline:
+        time.sleep(1)
+        run = api.get(f"/flow_runs/{run['id']}")
+        if time.monotonic() >= next_worker_check:
+            next_worker_check = time.monotonic() + 5
+            _, workers = inspector.work_pool()
+            online = any(w["online"] for w in workers)
+            no_worker_since = None if online else (no_worker_since or time.monotonic())
+            waited = time.monotonic() - no_worker_since if no_worker_since else None
+            if state_type(run) not in FINAL_STATES and worker_lost(waited, params["heartbeat_stale_seconds"]):
+                module.fail_json(msg=f"flow run {run.get('name')} is still {state_type(run)} but no worker of pool "
+                                     f"{params['work_pool']!r} has been online for {waited:.0f} s: the worker died "
+                                     "during the run (its offload job may still run in the Spark container).",
+                                 flow_run=summarize_run(run))
+    return run
+
+
+def reap(module: AnsibleModule, flow: str, name: str) -> dict:
+    """Set the deployment's zombie runs CRASHED; return them and the runs still legitimately in flight."""
+    params = module.params
+    api = PrefectAPI(params["api_url"], params["timeout"], params["validate_certs"])
+    inspector = Inspector(module, api)
+    try:
+        deployment = inspector.deployment(flow, name)
+        if deployment is None:
+            module.fail_json(msg=inspector.error or f"Deployment {params['deployment']!r} does not exist.")
+        in_flight = [api.get(f"/flow_runs/{run_id}") for run_id in inspector.active_runs(deployment["id"])]
+        crashed = crash_zombies(module, api, runs_older_than(in_flight, params["crash_runs_started_before"]))
+    except (PrefectUnreachable, PrefectHTTPError) as exc:
+        module.fail_json(msg=f"Cannot reap the zombie runs of {params['deployment']!r}: {exc}")
+    gone = {c["id"] for c in crashed}
+    return {"changed": bool(crashed), "crashed_runs": crashed,
+            "live_runs": [summarize_run(r) for r in in_flight if r["id"] not in gone]}
+
+
 def trigger(module: AnsibleModule, flow: str, name: str) -> dict:
     """Create one run of the deployment unless one is in flight, then wait for the run's final state."""
     params = module.params
@@ -500,10 +578,7 @@ def trigger(module: AnsibleModule, flow: str, name: str) -> dict:
         else:
             run = api.post(f"/deployments/{deployment['id']}/create_flow_run", {"parameters": params["parameters"]})
             triggered = True
-        deadline = time.monotonic() + params["wait_timeout"]
-        while state_type(run) not in FINAL_STATES and time.monotonic() < deadline:
-            time.sleep(1)
-            run = api.get(f"/flow_runs/{run['id']}")
+        run = wait_final(module, api, inspector, run)
     except (PrefectUnreachable, PrefectHTTPError) as exc:
         module.fail_json(msg=f"Cannot trigger a run of {params['deployment']!r}: {exc}")
     summary = summarize_run(run)
@@ -514,7 +589,7 @@ def trigger(module: AnsibleModule, flow: str, name: str) -> dict:
 def main() -> None:
     argument_spec = http_api_argument_spec("http://127.0.0.1:4200/api", "PREFECT_API_URL")
     argument_spec.update(
-        action={"type": "str", "default": "inspect", "choices": ["inspect", "trigger"]},
+        action={"type": "str", "default": "inspect", "choices": ["inspect", "trigger", "reap"]},
         parameters={"type": "dict", "default": {}},
         wait_timeout={"type": "int", "default": 600},
         deployment={"type": "str", "default": "iceberg-offload-main/iceberg-offload-15min"},
@@ -522,8 +597,10 @@ def main() -> None:
         recent_runs={"type": "int", "default": 10},
         heartbeat_stale_seconds={"type": "int", "default": 90},
         include_logs={"type": "bool", "default": True},
+        crash_runs_started_before={"type": "str"},
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_if=[("action", "reap", ["crash_runs_started_before"])])
     params = module.params
 
     problem = api_url_problem(params["api_url"])
@@ -544,7 +621,7 @@ def main() -> None:
 
     if params["wait_timeout"] < 0:
         module.fail_json(msg=f"wait_timeout must be >= 0, got {params['wait_timeout']}.")
-    action = trigger if params["action"] == "trigger" else inspect
+    action = {"trigger": trigger, "reap": reap}.get(params["action"], inspect)
     module.exit_json(**to_json_safe(action(module, flow, name)))
 
 

@@ -39,8 +39,11 @@ options:
     description:
       - V(run) runs the table's offload once. V(stop) stops the table's offload processes still running in the
         container (orphans of a timed-out task; the caller checks first that no flow run is RUNNING).
+      - V(wait) waits, at most O(timeout) seconds, until no offload of the table runs in the container (a job a dead
+        worker left behind finishes by itself and records its watermark); it fails, naming the job, if one still
+        runs. Read-only.
     type: str
-    choices: [run, stop]
+    choices: [run, stop, wait]
     default: run
   container:
     description: The Spark container.
@@ -66,7 +69,8 @@ options:
       sequence_col: {description: Cursor sequence column., type: str, required: true}
       columns: {description: "Comma-separated column list passed as C(--columns).", type: str, default: "*"}
   timeout:
-    description: Seconds before the job is stopped inside the container (K2's task timeout is 600).
+    description: Seconds before the job is stopped inside the container (K2's task timeout is 600); with
+      O(action=wait), how long to wait for the table's running job to finish.
     type: int
     default: 600
   success_patterns:
@@ -108,6 +112,10 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+waited:
+  description: With O(action=wait), whether a job of the table was running when the wait began.
+  returned: with O(action=wait)
+  type: bool
 command:
   description: The argv that was (or in check mode would be) executed on the Docker host.
   returned: always
@@ -196,11 +204,29 @@ def stop_orphans(module: AnsibleModule, p: dict, source: str) -> None:
     module.exit_json(changed=True, stopped_pids=stopped, jobs=jobs)
 
 
+def wait_idle(module: AnsibleModule, p: dict, source: str) -> None:
+    docker = DockerCLI(module)
+    deadline = time.monotonic() + p["timeout"]
+    try:
+        jobs = jobs_of_table(docker, p["container"], p["script"], source)
+        waited = bool(jobs)
+        while jobs and time.monotonic() < deadline:
+            time.sleep(2)
+            jobs = jobs_of_table(docker, p["container"], p["script"], source)
+    except DockerError as exc:
+        module.fail_json(msg=str(exc))
+    if jobs:
+        module.fail_json(msg=f"An offload of {source} is still running in {p['container']} after {p['timeout']} s "
+                             f"(pid {jobs[0]['pid']}, running {jobs[0]['elapsed_seconds']} s): a second run now would "
+                             "double its rows.", jobs=jobs)
+    module.exit_json(changed=False, waited=waited, jobs=[])
+
+
 def main() -> None:
     table_options = tables_argument_spec()["tables"]["options"]
     module = AnsibleModule(
         argument_spec={
-            "action": {"type": "str", "default": "run", "choices": ["run", "stop"]},
+            "action": {"type": "str", "default": "run", "choices": ["run", "stop", "wait"]},
             "container": {"type": "str", "default": "k2-spark-iceberg"},
             "script": {"type": "str", "default": "/home/iceberg/offload/offload_generic.py"},
             "python": {"type": "str", "default": "python3"},
@@ -226,6 +252,8 @@ def main() -> None:
     source = p["table"]["source"]
     if p["action"] == "stop":
         stop_orphans(module, p, source)
+    if p["action"] == "wait":
+        wait_idle(module, p, source)
     argv = job_argv(p["container"], p["python"], p["script"], p["table"])
     result = {"changed": False, "command": ["docker", *argv], "exit_code": None, "succeeded": False, "timed_out": False,
               "stopped_pids": [], "rows_offloaded": None, "duration_seconds": 0.0, "output_tail": []}

@@ -90,15 +90,26 @@ def error_lines(lines: list[str]) -> list[str]:
     return [line for line in lines if re.search(r"error|fatal|segmentation fault|exception|killed", line, re.I)]
 
 
-class DockerCLI:
-    """`docker` run through AnsibleModule.run_command (no shell)."""
+# Upper bound of one docker command (not of `docker exec` jobs, which the caller bounds itself): a Docker API that
+# hangs must turn into a clear failure, not a remediation that never ends.
+DOCKER_COMMAND_TIMEOUT = 60
 
-    def __init__(self, module, binary: str = "docker") -> None:
+
+class DockerCLI:
+    """`docker` run through AnsibleModule.run_command (no shell), each call bounded by coreutils `timeout`."""
+
+    def __init__(self, module, binary: str = "docker", timeout: int = DOCKER_COMMAND_TIMEOUT) -> None:
         self.module = module
         self.binary = module.get_bin_path(binary, required=False) or binary
+        self.timeout = timeout
+        self.timeout_bin = module.get_bin_path("timeout", required=False)
 
     def run(self, *args: str, check: bool = True) -> tuple[int, str, str]:
-        rc, out, err = self.module.run_command([self.binary, *args])
+        bound = [self.timeout_bin, "--kill-after=5", str(self.timeout)] if self.timeout_bin else []
+        rc, out, err = self.module.run_command([*bound, self.binary, *args])
+        if bound and rc == 124:
+            raise DockerError(f"`docker {' '.join(args[:3])}` did not answer within {self.timeout} s: the Docker API "
+                              "is slow or hung")
         if check and rc != 0:
             detail = (err or out or f"exit code {rc}").strip().splitlines()
             raise DockerError(f"`docker {' '.join(args[:3])}` failed: {detail[-1] if detail else rc}")

@@ -197,6 +197,18 @@ class StackLock:
                     raise LockError(f"cannot remove the lock file {self.path}: {exc.strerror}") from exc
             return {"outcome": OUTCOME_RELEASED, "released": True, "holder": current, "changed": True}
 
+    def note_step(self, token: str, step: str, check_mode: bool = False, now: datetime | None = None) -> dict:
+        """The holder records the step it is at (`step`, `step_since`); anyone else's call changes nothing."""
+        now = now or utcnow()
+        with self.guarded(create_dir=False):
+            current = self.read()
+            if not current or current.get("token") != token:
+                return {"outcome": OUTCOME_NOT_HELD, "holder": current, "changed": False}
+            holder = {**current, "step": step, "step_since": iso(now)}
+            if not check_mode:
+                self._write(holder)
+            return {"outcome": OUTCOME_HELD, "holder": holder, "changed": True}
+
     def info(self, stale_after_seconds: float, now: datetime | None = None) -> dict:
         now = now or utcnow()
         with self.guarded(create_dir=False):

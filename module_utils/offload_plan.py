@@ -142,7 +142,8 @@ def plan(diagnosis: dict, configured: list[str], forced: list[int], lock: dict |
         holder = lock.get("holder") or {}
         return done(IN_PROGRESS, f"IN PROGRESS: another remediation in progress since {holder.get('since', '?')}, by "
                                  f"{holder.get('who') or '?'} on {holder.get('control_node') or '?'} (run "
-                                 f"{holder.get('run_id') or '?'}); this run changed nothing.")
+                                 f"{holder.get('run_id') or '?'}"
+                                 f"{', at: ' + holder['step'] if holder.get('step') else ''}); this run changed nothing.")
 
     headroom = diagnosis.get("min_ttl_headroom_seconds")
     if headroom is not None and float(headroom) < 0:
@@ -210,8 +211,8 @@ def failure_rule(task: str, result: dict) -> str:
         return RULE_CHANGE  # a damaged data directory, an image without its driver: people must change things
     if "escalation budget" in task:
         return RULE_TIME
-    if "truth check" in task.lower():
-        return RULE_DATA_LOSS
+    if task.lower().startswith("no row lost or doubled"):
+        return RULE_DATA_LOSS  # the truth check ran and found rows missing or doubled (not: could not run)
     return RULE_UNCLEAR
 
 

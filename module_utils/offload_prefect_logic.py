@@ -54,6 +54,21 @@ def parse_deployment_name(name) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
+def runs_older_than(runs, moment) -> list[dict]:
+    """In-flight runs (RUNNING/PENDING) that started before `moment` (the worker container's last start): the
+    process that ran them died with the old worker, so they can never finish (zombies)."""
+    since = parse_utc(moment)
+    if since is None:
+        return []
+    return [r for r in runs or [] if isinstance(r, dict) and state_type(r) in ACTIVE_STATES
+            and (parse_utc(r.get("start_time") or r.get("expected_start_time")) or since) < since]
+
+
+def worker_lost(seconds_without_worker: float | None, stale_seconds: float) -> bool:
+    """A run in flight with no online worker for longer than the heartbeat staleness: its worker died."""
+    return seconds_without_worker is not None and seconds_without_worker > stale_seconds
+
+
 def age_seconds(timestamp, now: datetime) -> float | None:
     """Seconds from timestamp to now (negative when the timestamp is in the future: clock skew)."""
     when = parse_utc(timestamp)

@@ -20,10 +20,11 @@ def _env() -> dict:
             "ANSIBLE_NOCOLOR": "1", "ANSIBLE_SHOW_CUSTOM_STATS": "1", "K2_LAB_ROOT": str(ROOT), "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"}
 
 
-def run_playbook(playbook: str | Path, *extra: str, timeout: float = 300) -> tuple[int, dict, str]:
-    """(returncode, parsed json callback output, stderr)."""
-    proc = subprocess.run([ANSIBLE_PLAYBOOK, str(playbook), *extra], cwd=ROOT, env=_env(), capture_output=True,
-                          text=True, timeout=timeout)
+def run_playbook(playbook: str | Path, *extra: str, timeout: float = 300,
+                 env: dict | None = None) -> tuple[int, dict, str]:
+    """(returncode, parsed json callback output, stderr); `env` adds to the environment."""
+    proc = subprocess.run([ANSIBLE_PLAYBOOK, str(playbook), *extra], cwd=ROOT, env={**_env(), **(env or {})},
+                          capture_output=True, text=True, timeout=timeout)
     try:
         out = json.loads(proc.stdout[proc.stdout.index("{"):])
     except ValueError:

@@ -30,14 +30,14 @@ def diagnose(*extra: str) -> dict:
         return json.loads(report_path.read_text())
 
 
-def remediate(*extra: str) -> tuple[int, dict | None, str, dict]:
+def remediate(*extra: str, env: dict | None = None) -> tuple[int, dict | None, str, dict]:
     """Run playbooks/remediate.yml against the lab: (returncode, its JSON report or None, all output as text,
     the play recap per host)."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = Path(tmp)
         rc, out, stderr = run_playbook("playbooks/remediate.yml", "-e", f"report_path={paths / 'diagnosis.json'}",
                                        "-e", f"remediation_report_path={paths / 'remediation.json'}", *extra,
-                                       timeout=900)
+                                       timeout=900, env=env)
         report = paths / "remediation.json"
         return (rc, json.loads(report.read_text()) if report.exists() else None, json.dumps(out) + stderr,
                 out.get("stats", {}))

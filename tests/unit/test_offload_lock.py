@@ -163,3 +163,15 @@ def test_simultaneous_breakers_of_one_stale_lock_yield_exactly_one_holder_and_on
     outcomes = sorted(results.get(timeout=5) for _ in procs)
     assert outcomes == ["acquired_after_break", "busy", "busy", "busy"]
     assert len((tmp_path / "state" / "remediation.lock.breaks.jsonl").read_text().splitlines()) == 1
+
+
+def test_the_holder_records_its_step_and_nobody_else_can(tmp_path):
+    lock = lock_at(tmp_path)
+    token = lock.acquire(OWNER, 1800, now=NOW)["holder"]["token"]
+    assert lock.note_step("someone-else", "Scenario 2")["outcome"] == "not_held"
+    noted = lock.note_step(token, "Scenario 2, ClickHouse", now=NOW + timedelta(seconds=3))
+    assert noted["changed"] and noted["holder"]["step_since"] == "2026-11-29T03:00:03Z"
+    on_disk = json.loads((tmp_path / "state" / "remediation.lock").read_text())
+    assert on_disk["step"] == "Scenario 2, ClickHouse" and on_disk["token"] == token and on_disk["since"] == "2026-11-29T03:00:00Z"
+    busy = lock.acquire({**OWNER, "run_id": "cli-2"}, 1800, now=NOW + timedelta(seconds=5))
+    assert busy["outcome"] == "busy" and busy["holder"]["step"] == "Scenario 2, ClickHouse"

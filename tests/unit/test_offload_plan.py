@@ -174,6 +174,8 @@ def test_a_failed_step_with_its_own_message_keeps_it():
     ("Escalate a missing JDBC driver (the image must be rebuilt; automation cannot)", {}, "code or infrastructure change needed"),
     ("Recovered within the escalation budget", {}, "not resolved within 30 minutes"),
     ("No row lost or doubled (truth check)", {}, "data loss suspected"),
+    ("Truth check - hot rows vs cold rows up to the watermark", {"msg": "ClickHouse: Connection refused"},
+     "root cause is unclear"),
     ("Wait until the worker polls its work pool", {}, "root cause is unclear")])
 def test_a_failed_step_falls_under_the_runbook_rule(task, result, rule):
     assert p.failure_rule(task, result) == rule

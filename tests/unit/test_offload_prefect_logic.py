@@ -330,3 +330,17 @@ def test_parse_deployment_name_rejects(name):
 ])
 def test_api_url_problem(url, ok):
     assert (logic.api_url_problem(url) is None) is ok
+
+
+def test_runs_in_flight_since_before_the_workers_restart_are_zombies():
+    runs = [{"id": "old", "state": {"type": "RUNNING"}, "start_time": "2026-11-26T07:40:00Z"},
+            {"id": "new", "state": {"type": "RUNNING"}, "start_time": "2026-11-26T07:50:00Z"},
+            {"id": "done", "state": {"type": "COMPLETED"}, "start_time": "2026-11-26T07:30:00Z"},
+            {"id": "queued", "state": {"type": "PENDING"}, "start_time": None, "expected_start_time": "2026-11-26T07:41:00Z"}]
+    assert [r["id"] for r in logic.runs_older_than(runs, "2026-11-26T07:45:00.123456789Z")] == ["old", "queued"]
+    assert logic.runs_older_than(runs, "not a time") == [] and logic.runs_older_than(runs, None) == []
+
+
+@pytest.mark.parametrize("seconds,lost", [(None, False), (0, False), (90, False), (90.5, True)])
+def test_a_worker_is_lost_only_past_the_heartbeat_staleness(seconds, lost):
+    assert logic.worker_lost(seconds, 90) is lost

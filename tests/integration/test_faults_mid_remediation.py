@@ -1,0 +1,142 @@
+"""Faults in the middle of a remediation, on the lab: each ends with nothing half-applied (the transaction rolled
+back, or the change completed), a clear escalation, and a second remediate.yml that completes the recovery.
+The injection point is read from the stack's lock, where the holder records the step it is at."""
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+from conftest import RemediateRun, remediate
+
+
+def lock_step(lab) -> str:
+    path = lab.cfg.state_dir / "locks" / "remediation.lock"
+    try:
+        return json.loads(path.read_text()).get("step") or ""
+    except (OSError, ValueError):
+        return ""
+
+
+def wait_for_step(lab, run, text: str, timeout: float = 300) -> None:
+    lab.wait(f"the remediation to reach '{text}'",
+             lambda: text in lock_step(lab) or run.run.proc.poll() is not None, timeout=timeout)
+    assert run.run.proc.poll() is None, f"the remediation ended before '{text}'"
+
+
+def wait_for_running_run(lab, timeout: float = 120) -> None:
+    lab.wait("the verifying flow run RUNNING", lambda: any(r["state"]["type"] == "RUNNING"
+                                                            for r in lab.prefect.running_runs()), timeout=timeout)
+
+
+def start(lab, name: str) -> None:
+    ctr = lab.dc.containers.get(name)
+    ctr.start()
+    lab.wait(f"{name} running", lambda: lab.dc.containers.get(name).status == "running", timeout=60)
+
+
+def assert_recovered_clean(lab, rc, report, output) -> None:
+    assert rc == 0 and report["status"] == "recovered", output[-3000:]
+    truth = lab.truth()
+    assert truth["missing"] == 0 and truth["duplicated"] == 0, truth
+
+
+def test_postgres_stopping_during_the_watermark_repair(clean_lab, tmp_path):
+    lab = clean_lab
+    assert lab.cycle()["state_type"] == "COMPLETED"
+    lab.fault("watermark-ahead")
+    ahead = lab.wm()["last_offload_timestamp"]
+    run = RemediateRun(tmp_path, "repair")
+    wait_for_step(lab, run, "Scenario 4")
+    lab.dc.containers.get("k2-prefect-db").stop(timeout=1)
+    rc, report, output, _ = run.result()
+
+    assert rc != 0 and report["status"] == "escalated", output[-3000:]
+    assert report["escalation"].startswith("ESCALATE (") and "Scenario 4" in report["escalation"] or \
+        "verification" in report["escalation"], report["escalation"]
+    start(lab, "k2-prefect-db")
+    lab.wait("PostgreSQL answering", lambda: lab.wm() is not None, timeout=60)
+    now = lab.wm()
+    # One transaction: either nothing was applied, or the whole repair (back to the cold tier, ~30 min earlier).
+    moved = (ahead - now["last_offload_timestamp"]).total_seconds()
+    assert moved == 0 or moved >= 29 * 60, (ahead, now)
+    assert now["status"] != "running", now
+
+    rc, report, output, _ = remediate()
+    assert_recovered_clean(lab, rc, report, output)
+
+
+def test_clickhouse_stopping_during_the_verifying_run(clean_lab, tmp_path):
+    lab = clean_lab
+    lab.fault("clickhouse-stopped")
+    run = RemediateRun(tmp_path, "verify-ch")
+    wait_for_step(lab, run, "verification")
+    wait_for_running_run(lab)
+    lab.dc.containers.get("k2-clickhouse").stop(timeout=1)
+    rc, report, output, _ = run.result()
+
+    assert rc != 0 and report["status"] == "escalated", output[-3000:]
+    assert "verification (flow run, watermarks, truth check)" in report["escalation"], report["escalation"]
+    # The run fails reading ClickHouse, or it had read it already and the truth check cannot: either is named.
+    assert "FAILED" in report["escalation"] or "ClickHouse" in report["escalation"], report["escalation"]
+
+    start(lab, "k2-clickhouse")  # the fault clears
+    rc, report, output, _ = remediate()
+    assert_recovered_clean(lab, rc, report, output)
+
+
+def test_the_worker_killed_during_the_verifying_run(clean_lab, tmp_path):
+    """The run the killed worker was executing stays RUNNING in Prefect for ever (a zombie) and its job goes on in
+    the Spark container: the escalation comes once no worker has polled for the heartbeat staleness, and the next
+    remediation crashes the zombie, lets the job finish, and verifies with a fresh run - without doubling rows."""
+    lab = clean_lab
+    lab.fault("worker-stopped")
+    run = RemediateRun(tmp_path, "verify-worker")
+    wait_for_step(lab, run, "verification")
+    wait_for_running_run(lab)
+    lab.dc.containers.get("k2-prefect-worker").kill()
+    rc, report, output, _ = run.result()
+
+    assert rc != 0 and report["status"] == "escalated", output[-3000:]
+    assert "the worker died during the run" in report["escalation"], report["escalation"]
+
+    rc, report, output, _ = remediate()
+    assert_recovered_clean(lab, rc, report, output)
+    assert len(report["verification"]["crashed_runs"]) == 1, report["verification"]
+
+
+class HungDockerAPI:
+    """A unix socket that accepts connections and never answers: a Docker API that hangs."""
+
+    def __init__(self, path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(64)
+        self.held = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_a_docker_api_that_hangs_is_blind_and_nothing_is_changed(clean_lab, tmp_path):
+    lab = clean_lab
+    lab.fault("worker-stopped")
+    hung = HungDockerAPI(tmp_path / "docker.sock")
+    try:
+        rc, report, output, stats = remediate(env={"DOCKER_HOST": f"unix://{tmp_path / 'docker.sock'}"})
+    finally:
+        hung.close()
+    assert rc != 0 and stats["k2-lab"]["changed"] == 0, output[-3000:]
+    assert report["status"] == "escalated" and report["escalation_rule"] == "root cause is unclear", report
+    assert "Docker API (container state)" in report["escalation"], report["escalation"]
+    assert lab.dc.containers.get("k2-prefect-worker").status == "exited"  # nothing was started blind
