@@ -131,6 +131,8 @@ def service_specs(cfg: LabConfig) -> list[dict]:
              command=["python3", "/opt/prefect/lab/worker_supervisor.py"],
              env={**db_env, **offload_env, "PREFECT_API_URL": "http://prefect-server:4200/api",
                   "PREFECT_WORKER_QUERY_SECONDS": "1", "PYTHONPATH": "/opt/prefect/flows",
+                  # A heartbeat every 10 s (K2: Prefect's 30 s), so that a dead worker shows within 30 s.
+                  "PREFECT_WORKER_HEARTBEAT_SECONDS": "10",
                   "PROMETHEUS_MULTIPROC_DIR": "/tmp/offload-metrics",
                   "K2_OFFLOAD_TASK_RETRY_DELAY_SECONDS": str(cfg.task_retry_delay_seconds),
                   "K2_OFFLOAD_SUBFLOW_RETRIES": str(cfg.subflow_retries)}),

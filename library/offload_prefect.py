@@ -24,8 +24,8 @@ description:
     C(prefect deployment run ...) of "Verify recovery"), but only when no run of it is in flight, and waits for
     the run's final state; a run already in flight is waited for instead of starting a second one (two runs at
     once double rows on K2).
-  - While it waits, a run whose pool has had no online worker for longer than O(heartbeat_stale_seconds) fails
-    at once with what was seen (the worker died under it), instead of after O(wait_timeout).
+  - While it waits, a run whose pool has no online worker (no heartbeat for O(heartbeat_stale_seconds), and still
+    none 10 s later) fails at once with what was seen (the worker died under it), instead of after O(wait_timeout).
 version_added: "1.0.0"
 author: K2 offload automation
 attributes:
@@ -286,6 +286,9 @@ from ansible.module_utils.offload_prefect_logic import (
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, open_url
 
 LOG_PAGE = 200
+# Seconds the pool must stay without an online worker (heartbeat already older than heartbeat_stale_seconds)
+# before a waited-for run counts as orphaned: one late heartbeat is not a dead worker.
+WORKER_LOST_GRACE_SECONDS = 10
 MAX_LOG_LINES = 50
 MAX_RUNS = 200
 
@@ -534,10 +537,11 @@ def wait_final(module: AnsibleModule, api: PrefectAPI, inspector: Inspector, run
             online = any(w["online"] for w in workers)
             no_worker_since = None if online else (no_worker_since or time.monotonic())
             waited = time.monotonic() - no_worker_since if no_worker_since else None
-            if state_type(run) not in FINAL_STATES and worker_lost(waited, params["heartbeat_stale_seconds"]):
+            if state_type(run) not in FINAL_STATES and worker_lost(waited, WORKER_LOST_GRACE_SECONDS):
                 module.fail_json(msg=f"flow run {run.get('name')} is still {state_type(run)} but no worker of pool "
-                                     f"{params['work_pool']!r} has been online for {waited:.0f} s: the worker died "
-                                     "during the run (its offload job may still run in the Spark container).",
+                                     f"{params['work_pool']!r} has heartbeated for over "
+                                     f"{params['heartbeat_stale_seconds']} s: the worker died during the run (its "
+                                     "offload job may still run in the Spark container).",
                                  flow_run=summarize_run(run))
     return run
 

@@ -64,9 +64,9 @@ def runs_older_than(runs, moment) -> list[dict]:
             and (parse_utc(r.get("start_time") or r.get("expected_start_time")) or since) < since]
 
 
-def worker_lost(seconds_without_worker: float | None, stale_seconds: float) -> bool:
-    """A run in flight with no online worker for longer than the heartbeat staleness: its worker died."""
-    return seconds_without_worker is not None and seconds_without_worker > stale_seconds
+def worker_lost(seconds_without_worker: float | None, grace_seconds: float) -> bool:
+    """A run in flight whose pool has stayed without an online worker for longer than the grace: its worker died."""
+    return seconds_without_worker is not None and seconds_without_worker > grace_seconds
 
 
 def age_seconds(timestamp, now: datetime) -> float | None:
