@@ -23,7 +23,7 @@ lab-status:
 
 lab-fault:
 	@if [ -z "$(FAULT)" ]; then echo "lab-fault: set FAULT=<name>, e.g. make lab-fault FAULT=clickhouse-stopped" >&2; exit 2; fi
-	@$(LAB) fault $(FAULT) $(if $(TABLE),--table $(TABLE),)
+	@$(LAB) fault $(FAULT) $(if $(TABLE),--table $(TABLE),) $(if $(AT_STEP),--at-step "$(AT_STEP)",) $(if $(RUNNING_RUN),--running-run,)
 
 lab-clear:
 	@$(LAB) clear

@@ -64,6 +64,12 @@ def _require_layout(cfg: LabConfig, layout: str) -> None:
                        f"K2_LAB_WATERMARK_LAYOUT={layout} make lab-up")
 
 
+def kill(container: str):
+    def inject(dc, cfg, table):
+        dc.containers.get(container).kill()
+    return inject
+
+
 def worker_oom(dc, cfg, table):
     dc.containers.get("k2-prefect-worker").kill(signal="SIGUSR1")
     wait_for("worker OOM kill", lambda: dc.containers.get("k2-prefect-worker").status == "exited", timeout=60)
@@ -178,6 +184,8 @@ FAULTS = {f.name: f for f in (
     Fault("worker-stopped", 1, "k2-prefect-worker stopped: scheduled runs pile up, nothing offloads",
           stop("k2-prefect-worker")),
     Fault("worker-oom", 1, "k2-prefect-worker OOM-killed (exit 137, OOMKilled=true)", worker_oom),
+    Fault("worker-killed", 1, "k2-prefect-worker killed (SIGKILL): its flow run stays RUNNING for ever, its job goes on",
+          kill("k2-prefect-worker")),
     Fault("prefect-db-stopped", 0, "k2-prefect-db stopped: Prefect's database and the watermarks are gone",
           stop("k2-prefect-db"), root_cause="prefect_db"),
     Fault("prefect-db-unsafe", 0, "k2-prefect-db exits at start on a data-directory error (starting it is unsafe)",
@@ -228,6 +236,26 @@ def inject(dc, cfg: LabConfig, name: str, table: str = DEFAULT_TABLE) -> Fault:
     reg[name] = {"table": table, "at": time.time()}
     _save_registry(cfg, reg)
     return fault
+
+
+def remediation_step(cfg: LabConfig) -> str:
+    """The step a running remediation is at, as its holder records it in the stack's lock (the lab's lock path)."""
+    try:
+        return json.loads((cfg.state_dir / "locks" / "remediation.lock").read_text()).get("step") or ""
+    except (OSError, ValueError):
+        return ""
+
+
+def inject_during_remediation(dc, cfg: LabConfig, name: str, step: str, running_run: bool = False,
+                              table: str = DEFAULT_TABLE, timeout: float = 600) -> Fault:
+    """Mid-remediation injection: wait until a remediation holds the lock at a step containing `step` (and, with
+    running_run, until a flow run is RUNNING), then inject the fault."""
+    wait_for(f"a remediation at step '{step}'", lambda: step in remediation_step(cfg), timeout=timeout)
+    if running_run:
+        prefect = lab_clients.Prefect(cfg)
+        wait_for("a flow run RUNNING", lambda: any(r["state"]["type"] == "RUNNING" for r in prefect.running_runs()),
+                 timeout=timeout)
+    return inject(dc, cfg, name, table)
 
 
 def orphan_offload_pids(dc) -> list[int]:

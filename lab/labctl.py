@@ -148,7 +148,10 @@ def fault(cfg: LabConfig, args) -> int:
         raise LabError(f"unknown fault {args.name!r}; choose one of: {', '.join(faults.FAULTS)}")
     if args.table not in {t["source_table"] for t in TABLE_CONFIG}:
         raise LabError(f"unknown table {args.table!r}")
-    f = faults.inject(stack.client(), cfg, args.name, args.table)
+    if args.at_step:
+        f = faults.inject_during_remediation(stack.client(), cfg, args.name, args.at_step, args.running_run, args.table)
+    else:
+        f = faults.inject(stack.client(), cfg, args.name, args.table)
     print(f"injected {f.name} ({f.label}) on {args.table}: {f.summary}")
     return 0
 
@@ -232,6 +235,9 @@ def main(argv=None) -> int:
     p = sub.add_parser("fault")
     p.add_argument("name")
     p.add_argument("--table", default=faults.DEFAULT_TABLE)
+    p.add_argument("--at-step", help="mid-remediation: wait until remediate.yml holds the lock at a step containing "
+                                     "this text (e.g. 'Scenario 4', 'verification'), then inject")
+    p.add_argument("--running-run", action="store_true", help="with --at-step: also wait for a RUNNING flow run")
     sub.add_parser("clear")
     p = sub.add_parser("cycle")
     p.add_argument("--tables", help="comma-separated source tables (default: all enabled)")

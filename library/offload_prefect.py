@@ -546,15 +546,21 @@ def wait_final(module: AnsibleModule, api: PrefectAPI, inspector: Inspector, run
     return run
 
 
+def connect(module: AnsibleModule, flow: str, name: str) -> tuple[PrefectAPI, Inspector, dict]:
+    """The API, an inspector and the deployment, which must exist (raises PrefectUnreachable/PrefectHTTPError)."""
+    api = PrefectAPI(module.params["api_url"], module.params["timeout"], module.params["validate_certs"])
+    inspector = Inspector(module, api)
+    deployment = inspector.deployment(flow, name)
+    if deployment is None:
+        module.fail_json(msg=inspector.error or f"Deployment {module.params['deployment']!r} does not exist.")
+    return api, inspector, deployment
+
+
 def reap(module: AnsibleModule, flow: str, name: str) -> dict:
     """Set the deployment's zombie runs CRASHED; return them and the runs still legitimately in flight."""
     params = module.params
-    api = PrefectAPI(params["api_url"], params["timeout"], params["validate_certs"])
-    inspector = Inspector(module, api)
     try:
-        deployment = inspector.deployment(flow, name)
-        if deployment is None:
-            module.fail_json(msg=inspector.error or f"Deployment {params['deployment']!r} does not exist.")
+        api, inspector, deployment = connect(module, flow, name)
         in_flight = [api.get(f"/flow_runs/{run_id}") for run_id in inspector.active_runs(deployment["id"])]
         crashed = crash_zombies(module, api, runs_older_than(in_flight, params["crash_runs_started_before"]))
     except (PrefectUnreachable, PrefectHTTPError) as exc:
@@ -567,12 +573,8 @@ def reap(module: AnsibleModule, flow: str, name: str) -> dict:
 def trigger(module: AnsibleModule, flow: str, name: str) -> dict:
     """Create one run of the deployment unless one is in flight, then wait for the run's final state."""
     params = module.params
-    api = PrefectAPI(params["api_url"], params["timeout"], params["validate_certs"])
-    inspector = Inspector(module, api)
     try:
-        deployment = inspector.deployment(flow, name)
-        if deployment is None:
-            module.fail_json(msg=inspector.error or f"Deployment {params['deployment']!r} does not exist.")
+        api, inspector, deployment = connect(module, flow, name)
         in_flight = inspector.active_runs(deployment["id"])
         if in_flight:
             run, triggered = api.get(f"/flow_runs/{in_flight[0]}"), False

@@ -43,6 +43,16 @@ def remediate(*extra: str, env: dict | None = None) -> tuple[int, dict | None, s
                 out.get("stats", {}))
 
 
+# What a crashed module or plugin leaves in ansible-playbook's output. A bare "Traceback" is not one: the stack's
+# own log lines, quoted as evidence, may carry its tracebacks.
+CRASH_MARKERS = ("MODULE FAILURE", "module_stderr", "An exception occurred during task execution")
+
+
+def assert_no_crash(text: str) -> None:
+    for marker in CRASH_MARKERS:
+        assert marker not in text, text[max(0, text.find(marker) - 1500):text.find(marker) + 1500]
+
+
 class RemediateRun:
     """remediate.yml started in the background with its own report paths (several may run at once)."""
 
@@ -85,6 +95,9 @@ class Lab:
 
     def fault(self, name: str, table: str = TABLE):
         return faults.inject(self.dc, self.cfg, name, table)
+
+    def fault_during_remediation(self, name: str, step: str, running_run: bool = False):
+        return faults.inject_during_remediation(self.dc, self.cfg, name, step, running_run)
 
     def clear(self) -> list[str]:
         actions = faults.clear(self.dc, self.cfg, lambda t: labctl.reset_table(self.cfg, t))

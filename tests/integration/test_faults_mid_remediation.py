@@ -1,32 +1,12 @@
 """Faults in the middle of a remediation, on the lab: each ends with nothing half-applied (the transaction rolled
 back, or the change completed), a clear escalation, and a second remediate.yml that completes the recovery.
-The injection point is read from the stack's lock, where the holder records the step it is at."""
+The lab injects at the step the remediation's holder records in the stack's lock (`labctl fault --at-step`)."""
 from __future__ import annotations
 
-import json
 import socket
 import threading
 
 from conftest import RemediateRun, remediate
-
-
-def lock_step(lab) -> str:
-    path = lab.cfg.state_dir / "locks" / "remediation.lock"
-    try:
-        return json.loads(path.read_text()).get("step") or ""
-    except (OSError, ValueError):
-        return ""
-
-
-def wait_for_step(lab, run, text: str, timeout: float = 300) -> None:
-    lab.wait(f"the remediation to reach '{text}'",
-             lambda: text in lock_step(lab) or run.run.proc.poll() is not None, timeout=timeout)
-    assert run.run.proc.poll() is None, f"the remediation ended before '{text}'"
-
-
-def wait_for_running_run(lab, timeout: float = 120) -> None:
-    lab.wait("the verifying flow run RUNNING", lambda: any(r["state"]["type"] == "RUNNING"
-                                                            for r in lab.prefect.running_runs()), timeout=timeout)
 
 
 def start(lab, name: str) -> None:
@@ -47,8 +27,7 @@ def test_postgres_stopping_during_the_watermark_repair(clean_lab, tmp_path):
     lab.fault("watermark-ahead")
     ahead = lab.wm()["last_offload_timestamp"]
     run = RemediateRun(tmp_path, "repair")
-    wait_for_step(lab, run, "Scenario 4")
-    lab.dc.containers.get("k2-prefect-db").stop(timeout=1)
+    lab.fault_during_remediation("prefect-db-stopped", "Scenario 4")
     rc, report, output, _ = run.result()
 
     assert rc != 0 and report["status"] == "escalated", output[-3000:]
@@ -70,9 +49,7 @@ def test_clickhouse_stopping_during_the_verifying_run(clean_lab, tmp_path):
     lab = clean_lab
     lab.fault("clickhouse-stopped")
     run = RemediateRun(tmp_path, "verify-ch")
-    wait_for_step(lab, run, "verification")
-    wait_for_running_run(lab)
-    lab.dc.containers.get("k2-clickhouse").stop(timeout=1)
+    lab.fault_during_remediation("clickhouse-stopped", "verification", running_run=True)
     rc, report, output, _ = run.result()
 
     assert rc != 0 and report["status"] == "escalated", output[-3000:]
@@ -92,9 +69,7 @@ def test_the_worker_killed_during_the_verifying_run(clean_lab, tmp_path):
     lab = clean_lab
     lab.fault("worker-stopped")
     run = RemediateRun(tmp_path, "verify-worker")
-    wait_for_step(lab, run, "verification")
-    wait_for_running_run(lab)
-    lab.dc.containers.get("k2-prefect-worker").kill()
+    lab.fault_during_remediation("worker-killed", "verification", running_run=True)
     rc, report, output, _ = run.result()
 
     assert rc != 0 and report["status"] == "escalated", output[-3000:]
@@ -133,7 +108,8 @@ def test_a_docker_api_that_hangs_is_blind_and_nothing_is_changed(clean_lab, tmp_
     lab.fault("worker-stopped")
     hung = HungDockerAPI(tmp_path / "docker.sock")
     try:
-        rc, report, output, stats = remediate(env={"DOCKER_HOST": f"unix://{tmp_path / 'docker.sock'}"})
+        rc, report, output, stats = remediate("-e", "offload_diagnose_docker_timeout=2",
+                                              env={"DOCKER_HOST": f"unix://{tmp_path / 'docker.sock'}"})
     finally:
         hung.close()
     assert rc != 0 and stats["k2-lab"]["changed"] == 0, output[-3000:]

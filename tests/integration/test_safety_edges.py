@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from conftest import TABLE, RemediateRun, diagnose, remediate
+from conftest import RemediateRun, diagnose, remediate
 
 SECRETS = ("k2-lab-prefect", "k2-lab-clickhouse")
 
@@ -86,16 +86,20 @@ def test_a_lock_held_elsewhere_is_obeyed_until_it_is_older_than_the_budget(clean
     assert lab.dc.containers.get("k2-prefect-worker").status == "exited"  # nothing was touched
     assert json.loads(lock_file(lab).read_text())["token"] == "foreign-token"
 
+    lab.clear()  # the stale half needs nothing to remediate: the break itself is what is tested
     _foreign_lock(lab, age_seconds=700)
     rc, report, output, _ = remediate("-e", "remediate_escalation_budget_seconds=600")
-    assert rc == 0 and report["status"] == "recovered", output[-2000:]
+    assert rc == 0 and report["status"] == "healthy", output[-2000:]
+    assert report["lock"]["outcome"] == "acquired_after_break"
     assert "longer than the escalation budget of 600 s" in report["lock"]["broken"]["reason"]
-    assert_truth_clean(lab)
+    assert report["lock"]["broken"]["stale_holder"]["run_id"] == "awx-job-4242"
+    assert not lock_file(lab).exists()
 
 
 def test_blind_probes_are_named_never_healthy(clean_lab):
     """A wrong ClickHouse password, a Prefect API that does not answer and a stopped Prometheus, in one diagnosis:
-    each is named with its cause (the unit tests prove each alone is enough to leave `healthy`)."""
+    each is named with its cause (the unit tests prove each alone is enough to leave `healthy`; the wrong
+    PostgreSQL password, and each of these through remediate.yml at -vvv, are cases of test_hostile_inputs.py)."""
     lab = clean_lab
     lab.fault("prometheus-stopped")
     report = diagnose("-e", "k2_clickhouse_password=wrong-password", "-e", "k2_prefect_api_url=http://127.0.0.1:1/api")
@@ -105,16 +109,6 @@ def test_blind_probes_are_named_never_healthy(clean_lab):
     assert "Connection refused" in named["Prefect API"]
     assert "Prometheus" in named and report["alerting_blind"] is True
     assert report["scenarios"] == []  # a wrong password is not a ClickHouse outage
-
-
-def test_a_wrong_postgres_password_escalates_as_unclear_and_changes_nothing(clean_lab):
-    rc, report, output, stats = remediate("-e", "k2_postgres_password=wrong-password", "-vvv")
-    assert rc != 0 and stats["k2-lab"]["changed"] == 0
-    assert report["status"] == "escalated" and report["escalation_rule"] == "root cause is unclear"
-    assert "PostgreSQL watermarks (offload_watermarks)" in report["escalation"]
-    assert "password authentication failed" in report["escalation"]
-    assert "Traceback" not in output
-    assert_no_secret(output)
 
 
 def test_monitoring_down_is_reported_and_restarted_only_when_asked(clean_lab):

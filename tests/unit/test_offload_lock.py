@@ -133,18 +133,22 @@ def _contend(path: str, run_id: str, start, results) -> None:
     results.put(StackLock(path).acquire({**OWNER, "run_id": run_id}, 1800)["outcome"])
 
 
-@pytest.mark.parametrize("contenders", [2, 3, 8])
-def test_simultaneous_acquires_from_separate_processes_yield_exactly_one_holder(tmp_path, contenders):
-    path = str(tmp_path / "state" / "remediation.lock")
+def _race(path, contenders: int) -> list[str]:
+    """`contenders` processes released at once, each acquiring the lock: their outcomes, sorted."""
     ctx = multiprocessing.get_context("fork")
     start, results = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_contend, args=(path, f"cli-{i}", start, results)) for i in range(contenders)]
+    procs = [ctx.Process(target=_contend, args=(str(path), f"cli-{i}", start, results)) for i in range(contenders)]
     for proc in procs:
         proc.start()
     start.set()
     for proc in procs:
         proc.join(30)
-    outcomes = sorted(results.get(timeout=5) for _ in procs)
+    return sorted(results.get(timeout=5) for _ in procs)
+
+
+@pytest.mark.parametrize("contenders", [2, 3, 8])
+def test_simultaneous_acquires_from_separate_processes_yield_exactly_one_holder(tmp_path, contenders):
+    outcomes = _race(tmp_path / "state" / "remediation.lock", contenders)
     assert outcomes == ["acquired"] + ["busy"] * (contenders - 1)
 
 
@@ -152,15 +156,7 @@ def test_simultaneous_breakers_of_one_stale_lock_yield_exactly_one_holder_and_on
     path = tmp_path / "state" / "remediation.lock"
     path.parent.mkdir()
     path.write_text(json.dumps({**OWNER, "since": "2000-01-01T00:00:00Z", "token": "old"}))
-    ctx = multiprocessing.get_context("fork")
-    start, results = ctx.Event(), ctx.Queue()
-    procs = [ctx.Process(target=_contend, args=(str(path), f"cli-{i}", start, results)) for i in range(4)]
-    for proc in procs:
-        proc.start()
-    start.set()
-    for proc in procs:
-        proc.join(30)
-    outcomes = sorted(results.get(timeout=5) for _ in procs)
+    outcomes = _race(path, 4)
     assert outcomes == ["acquired_after_break", "busy", "busy", "busy"]
     assert len((tmp_path / "state" / "remediation.lock.breaks.jsonl").read_text().splitlines()) == 1
 
