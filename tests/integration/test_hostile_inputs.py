@@ -118,10 +118,10 @@ def _run(case, tmp_path):
 
 @pytest.fixture(scope="module")
 def outcomes(lab, tmp_path_factory):
-    """Every case run once, four at a time: each only reads the lab (none gets past its escalation), and most of
+    """Every case run once, two at a time: each only reads the lab (none gets past its escalation), and most of
     their time is Ansible waiting on probes."""
     dirs = {case[0]: tmp_path_factory.mktemp("hostile") for case in CASES}
-    with ThreadPoolExecutor(max_workers=4) as pool:
+    with ThreadPoolExecutor(max_workers=2) as pool:
         futures = {case[0]: pool.submit(_run, case, dirs[case[0]]) for case in CASES}
         return {name: (future.result(), dirs[name]) for name, future in futures.items()}
 
