@@ -67,9 +67,33 @@ EXAMPLES = r"""
 RETURN = r"""
 ---
 status:
-  description: C(healthy), C(degraded) (a scenario matched) or C(unknown) (failures, no matching scenario).
+  description:
+    - C(healthy) only when every probe answered and nothing applies; C(degraded) (a root cause or scenario matched);
+      C(unknown) (failures, no matching rule); C(blind) (nothing found, but a probe did not answer).
   returned: always
   type: str
+root_causes:
+  description:
+    - Orchestration components down upstream of the worker (PostgreSQL C(prefect_db), then C(prefect_server)), each
+      with its evidence and the downstream symptoms it explains (C(consequences)), which are then not scenarios.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {component: prefect_db, container: k2-prefect-db, title: "PostgreSQL (k2-prefect-db): ...",
+       evidence: ["k2-prefect-db: container exited (exit code 0)"],
+       consequences: ["no worker of pool iceberg-offload is online (heartbeat stale)"], next_action: "Start ..."}
+blind:
+  description: Probes that did not answer and whose failure no down component explains - component, probe, one-line
+    cause, and whether it is monitoring (Prometheus, Alertmanager).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{component: ClickHouse, probe: clickhouse, cause: "... Authentication failed ...", monitoring: false}]
+alerting_blind:
+  description: Prometheus or Alertmanager did not answer - the alert cannot fire or notify anyone.
+  returned: always
+  type: bool
 scenarios:
   description: Matched scenarios in the runbook's order (1 worker, 2 ClickHouse, 3 Spark, 4 watermark, 5 timeout).
   returned: always
