@@ -65,3 +65,8 @@ class LabConfig:
     @property
     def faults_dir(self) -> Path:
         return self.state_dir / "faults"
+
+    @property
+    def spark_cds_dir(self) -> Path:
+        """The Spark driver's class-data archive (lab/services/spark/spark-defaults.conf)."""
+        return self.state_dir / "spark-cds"

@@ -71,6 +71,8 @@ def up(cfg: LabConfig, args) -> int:
         if res.exit_code != 0:
             raise LabError(f"deployment failed: {res.output.decode(errors='replace').strip()[-400:]}")
         print("deployed iceberg-offload-main/iceberg-offload-15min (schedule paused)")
+    if stack.ensure_spark_cds_archive(dc, cfg):
+        print("k2-spark-iceberg: built the Spark driver's class-data archive")
     stack.wait_for("worker polling pool iceberg-offload", prefect.worker_online, timeout=60)
     stack.wait_for("offload metrics", lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_metrics}/metrics"))
     print(f"lab up in {time.monotonic() - started:.1f} s")
