@@ -29,10 +29,10 @@ attributes:
 options:
   raw:
     description:
-      - The probes' raw outputs as the role offload_diagnose gathers them - C(probes) (the async results of
-        the info modules), C(containers_info) (community.docker.docker_container_info results, in the order
-        of C(container_list)), C(clickhouse_stats) (docker stats JSON), C(spark_ps) and C(spark_ps_rc)
-        (C(ps) inside the Spark container), C(spark_jdbc_rc), C(jdbc_path), C(network_name), C(container_names).
+      - "The probes' raw outputs as the role offload_diagnose gathers them - C(probes) (the async results of
+        the info modules), C(docker) (the registered result of M(offload_container_info): containers, ClickHouse's
+        memory, C(ps) and the JDBC check in the Spark container), C(jdbc_path), C(network_name),
+        C(container_names)."
       - A probe that failed or did not run is read as its component being unreachable.
     type: dict
     required: true

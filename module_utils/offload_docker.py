@@ -14,8 +14,10 @@ class DockerError(Exception):
     """A docker command failed; the message is one line that names the command's object."""
 
 
-def container_state(name: str, inspect: dict | None, stats_line: str = "") -> dict:
-    """The container as the runbook reads it (`docker inspect` State, `docker stats`), plus its memory fraction."""
+def container_state(name: str, inspect: dict | None, stats_line: str = "",
+                    memory: tuple[int | None, int | None] | None = None) -> dict:
+    """The container as the runbook reads it (`docker inspect` State, `docker stats`), plus its memory fraction.
+    `memory` is (usage, limit) from the Docker API (api_memory), instead of the CLI's `stats_line`."""
     stats = {}
     if stats_line.strip():
         try:
@@ -23,7 +25,11 @@ def container_state(name: str, inspect: dict | None, stats_line: str = "") -> di
         except ValueError:
             stats = {}
     state = normalize_container(name, inspect, stats)
-    limit = state.get("memory_limit") or parse_size(str(stats.get("MemUsage", "")).partition("/")[2])
+    api_usage, api_limit = memory or (None, None)
+    if api_usage is not None and state.get("exists"):
+        state["memory_usage"] = api_usage
+    limit = (state.get("memory_limit") or api_limit
+             or parse_size(str(stats.get("MemUsage", "")).partition("/")[2]))
     usage = state.get("memory_usage")
     state["memory_fraction"] = round(usage / limit, 4) if usage and limit else None
     if inspect:
@@ -46,6 +52,18 @@ def normalize_container(name: str, info: dict | None, stats: dict | None = None)
     if stats:
         out["memory_usage"] = parse_size(str(stats.get("MemUsage", "")).split("/")[0])
     return out
+
+
+def api_memory(stats: dict | None) -> tuple[int | None, int | None]:
+    """The Docker API's stats -> (usage, limit) in bytes, usage as `docker stats` shows it: page cache that the
+    kernel can drop (inactive_file on cgroup v2, total_inactive_file on v1) is not memory pressure."""
+    mem = (stats or {}).get("memory_stats") or {}
+    usage = mem.get("usage")
+    if usage is None:
+        return None, mem.get("limit")
+    detail = mem.get("stats") or {}
+    cache = detail.get("inactive_file", detail.get("total_inactive_file", 0)) or 0
+    return max(0, usage - cache) if cache < usage else usage, mem.get("limit")
 
 
 SIZE_UNITS = {"b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "kb": 10**3, "mb": 10**6,

@@ -9,10 +9,10 @@ from datetime import datetime, timezone
 
 try:
     from ansible.module_utils.offload_common import parse_utc
-    from ansible.module_utils.offload_docker import normalize_container, parse_offload_processes
+    from ansible.module_utils.offload_docker import parse_offload_processes
 except ImportError:  # unit tests import module_utils/ directly
     from offload_common import parse_utc
-    from offload_docker import normalize_container, parse_offload_processes
+    from offload_docker import parse_offload_processes
 
 SCENARIOS = {
     1: ("worker_not_running", "Worker not running"),
@@ -413,36 +413,37 @@ def _probe(result) -> dict:
                                                           "finished", "changed", "failed", "item", "attempts")}
 
 
+def _docker(result) -> dict:
+    """offload_container_info's result as registered (a failed or skipped task included) -> the same shape, with
+    `reachable` false and a one-line `error` when the module itself did not answer."""
+    if not isinstance(result, dict) or result.get("skipped"):
+        return {"reachable": False, "error": "the Docker probe did not run"}
+    if result.get("failed") or "failed_when_suppressed_exception" in result or "reachable" not in result:
+        return {"reachable": False, "error": str(result.get("msg") or "no answer").strip().splitlines()[0][:300]}
+    return result
+
+
 def facts_from_raw(raw: dict) -> dict:
     """The role's raw probe outputs -> the facts `triage` reads."""
-    import json
-    stats = {}
-    for line in (raw.get("clickhouse_stats") or "").splitlines():
-        try:
-            stats = json.loads(line)
-        except ValueError:
-            continue
     names = raw.get("container_names") or {}
-    containers, docker_errors = {}, []
-    for name, result in zip(raw.get("container_list") or [], raw.get("containers_info") or []):
-        # community.docker's per-container result: `container` is None for an absent container; a failed task
-        # means the Docker API did not answer, which says nothing about the container.
-        if isinstance(result, dict) and "exists" not in result and ("msg" in result or result.get("failed")):
-            docker_errors.append(f"{name}: {str(result.get('msg') or 'no answer').strip().splitlines()[0][:200]}")
-            continue
-        info = result.get("container") if isinstance(result, dict) and "exists" in result else result
-        containers[name] = normalize_container(name, info, stats if name == names.get("clickhouse") else None)
+    docker = _docker(raw.get("docker"))
+    containers = docker.get("containers") or {}
     probes = {k: _probe(v) for k, v in (raw.get("probes") or {}).items()}
-    probes["docker"] = ({"reachable": False, "error": "; ".join(docker_errors)} if docker_errors
-                        else {"reachable": True})
-    spark_ok = str(raw.get("spark_ps_rc")) == "0"
-    spark_state = containers.get(names.get("spark", "k2-spark-iceberg")) or {}
-    probes["spark"] = {"reachable": False if not spark_ok and spark_state.get("status") == "running" else None,
-                       "error": f"ps in the Spark container failed: {str(raw.get('spark_ps_error') or '').strip()[:200]}"
-                                f" (rc {raw.get('spark_ps_rc')})",
-                       "jdbc_path": raw.get("jdbc_path"),
-                       "jdbc_present": (str(raw.get("spark_jdbc_rc")) == "0") if spark_ok else None,
-                       "offload_processes": parse_offload_processes(raw.get("spark_ps") or "") if spark_ok else []}
+    # A container the API could not read says nothing about the container: Docker is blind, its state unknown.
+    probes["docker"] = ({"reachable": False, "error": str(docker.get("error") or "no answer")[:400]}
+                        if docker.get("reachable") is False or docker.get("errors") else {"reachable": True})
+    spark_name = names.get("spark", "k2-spark-iceberg")
+    ps = (docker.get("processes") or {}).get(spark_name) or {"rc": None, "output": "", "error": "not read"}
+    spark_ok = ps.get("rc") == 0
+    ps_error = str(ps.get("error") or ps.get("output") or "").strip()
+    jdbc = next((f for f in docker.get("files") or [] if f.get("container") == spark_name), {})
+    probes["spark"] = {"reachable": False if not spark_ok and (containers.get(spark_name) or {}).get("status")
+                       == "running" else None,
+                       "error": None if spark_ok else f"ps in the Spark container failed: {ps_error[:200]} "
+                                                      f"(rc {ps.get('rc')})",
+                       "jdbc_path": raw.get("jdbc_path") or jdbc.get("path"),
+                       "jdbc_present": jdbc.get("present") if spark_ok else None,
+                       "offload_processes": parse_offload_processes(ps.get("output") or "") if spark_ok else []}
     return {"network_name": raw.get("network_name"), "container_names": names, "containers": containers, **probes}
 
 

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -67,6 +69,29 @@ class RemediateRun:
         rc, out, stderr = self.run.result(timeout)
         report = json.loads(self.report_path.read_text()) if self.report_path.exists() else None
         return rc, report, json.dumps(out) + stderr, out.get("stats", {})
+
+
+class HungDockerAPI:
+    """A unix socket that accepts connections and never answers: a Docker API that hangs."""
+
+    def __init__(self, path) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.bind(str(path))
+        self.sock.listen(64)
+        self.held = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
 
 
 class Lab:

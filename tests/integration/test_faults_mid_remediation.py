@@ -3,10 +3,7 @@ back, or the change completed), a clear escalation, and a second remediate.yml t
 The lab injects at the step the remediation's holder records in the stack's lock (`labctl fault --at-step`)."""
 from __future__ import annotations
 
-import socket
-import threading
-
-from conftest import RemediateRun, remediate
+from conftest import HungDockerAPI, RemediateRun, remediate
 
 
 def start(lab, name: str) -> None:
@@ -78,29 +75,6 @@ def test_the_worker_killed_during_the_verifying_run(clean_lab, tmp_path):
     rc, report, output, _ = remediate()
     assert_recovered_clean(lab, rc, report, output)
     assert len(report["verification"]["crashed_runs"]) == 1, report["verification"]
-
-
-class HungDockerAPI:
-    """A unix socket that accepts connections and never answers: a Docker API that hangs."""
-
-    def __init__(self, path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(str(path))
-        self.sock.listen(64)
-        self.held = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                self.held.append(self.sock.accept()[0])
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
 
 
 def test_a_docker_api_that_hangs_is_blind_and_nothing_is_changed(clean_lab, tmp_path):

@@ -223,3 +223,21 @@ garbage line"""
     assert jobs == [{"pid": 42, "elapsed_seconds": 75, "table": "bronze_trades_binance",
                      "args": "python3 /home/iceberg/offload/offload_generic.py --source-table bronze_trades_binance "
                              "--layer bronze"}]
+
+
+@pytest.mark.parametrize("stats,expected", [
+    ({"memory_stats": {"usage": 900, "limit": 1000, "stats": {"inactive_file": 100}}}, (800, 1000)),  # cgroup v2
+    ({"memory_stats": {"usage": 900, "limit": 1000, "stats": {"total_inactive_file": 300}}}, (600, 1000)),  # v1
+    ({"memory_stats": {"usage": 900, "limit": 1000}}, (900, 1000)),
+    ({"memory_stats": {"usage": 50, "limit": 1000, "stats": {"inactive_file": 80}}}, (50, 1000)),
+    ({"memory_stats": {}}, (None, None)),
+    (None, (None, None)),
+])
+def test_api_memory_counts_like_docker_stats(stats, expected):
+    assert D.api_memory(stats) == expected
+
+
+def test_container_state_from_the_api_uses_its_memory_and_limit():
+    state = D.container_state("k2-clickhouse", inspect(memory=0), memory=(950, 1000))
+    assert state["memory_usage"] == 950 and state["memory_fraction"] == 0.95
+    assert D.container_state("k2-clickhouse", None, memory=(950, 1000))["exists"] is False

@@ -136,14 +136,52 @@ def test_a_probe_that_does_not_answer_is_never_healthy(probe, component, error):
 def test_a_docker_api_that_does_not_answer_leaves_containers_unknown_not_absent():
     facts = rules.facts_from_raw({
         "container_names": {"clickhouse": "k2-clickhouse", "prefect_worker": "k2-prefect-worker"},
-        "container_list": ["k2-clickhouse", "k2-prefect-worker"],
-        "containers_info": [{"failed": True, "msg": "Error connecting: Read timed out"},
-                            {"changed": False, "msg": "Error connecting: Read timed out"}],
-        "probes": {}, "spark_ps_rc": 0})
+        "docker": {"reachable": True, "error": "k2-clickhouse: Read timed out", "containers": {},
+                   "errors": {"k2-clickhouse": "Read timed out"}, "processes": {}, "files": []},
+        "probes": {}})
     assert facts["containers"] == {}
-    assert facts["docker"]["reachable"] is False and "k2-clickhouse: Error connecting" in facts["docker"]["error"]
+    assert facts["docker"]["reachable"] is False and "k2-clickhouse: Read timed out" in facts["docker"]["error"]
     result = rules.triage({**healthy_facts(containers={}), "docker": facts["docker"]}, TABLES, now=NOW)
     assert scenario_numbers(result) == [] and result["status"] == "blind"
+
+
+@pytest.mark.parametrize("registered,why", [
+    ({"reachable": False, "error": "Docker engine not answering: Read timed out", "containers": {}},
+     "Docker engine not answering"),
+    ({"failed": True, "msg": "Failed to import the required Python library (docker)\nmore"}, "Failed to import"),
+    ({"changed": False, "failed_when_suppressed_exception": "x", "msg": "MODULE FAILURE"}, "MODULE FAILURE"),
+    ({"skipped": True}, "did not run"),
+    (None, "did not run"),
+])
+def test_a_docker_probe_without_an_answer_is_blind(registered, why):
+    facts = rules.facts_from_raw({"container_names": {}, "docker": registered, "probes": {}})
+    assert facts["docker"]["reachable"] is False and why in facts["docker"]["error"], facts["docker"]
+    assert facts["containers"] == {} and facts["spark"]["offload_processes"] == []
+
+
+def test_docker_facts_carry_containers_spark_jobs_and_the_jdbc_check():
+    ps = "  1 100 sleep infinity\n 42  75 python3 /home/iceberg/offload/offload_generic.py --source-table t1\n"
+    facts = rules.facts_from_raw({
+        "container_names": {"spark": "k2-spark-iceberg"}, "jdbc_path": "/opt/j.jar", "probes": {},
+        "docker": {"reachable": True, "error": None, "errors": {},
+                   "containers": {"k2-spark-iceberg": {"name": "k2-spark-iceberg", "status": "running"}},
+                   "processes": {"k2-spark-iceberg": {"rc": 0, "output": ps, "error": None}},
+                   "files": [{"container": "k2-spark-iceberg", "path": "/opt/j.jar", "present": False,
+                              "error": None}]}})
+    assert facts["docker"] == {"reachable": True}
+    assert facts["spark"]["jdbc_present"] is False and facts["spark"]["jdbc_path"] == "/opt/j.jar"
+    assert [(p["pid"], p["table"]) for p in facts["spark"]["offload_processes"]] == [(42, "t1")]
+
+
+def test_a_running_spark_container_whose_ps_fails_is_blind_not_jobless():
+    facts = rules.facts_from_raw({
+        "container_names": {"spark": "k2-spark-iceberg"}, "probes": {},
+        "docker": {"reachable": True, "error": None, "errors": {},
+                   "containers": {"k2-spark-iceberg": {"name": "k2-spark-iceberg", "status": "running"}},
+                   "processes": {"k2-spark-iceberg": {"rc": None, "output": "", "error": "exec failed: 500"}},
+                   "files": []}})
+    assert facts["spark"]["reachable"] is False and "exec failed: 500" in facts["spark"]["error"]
+    assert facts["spark"]["jdbc_present"] is None
 
 
 @pytest.mark.parametrize("probe,component", [("alerts", "Prometheus"), ("alertmanager", "Alertmanager")])
