@@ -7,7 +7,7 @@ LAB := $(PY) lab/labctl.py
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup demo test test-unit test-lab lint bench lab-up lab-down lab-status lab-fault lab-clear lab-cycle lab-verify
+.PHONY: setup demo test lint lint-code bench lab-up lab-down lab-status lab-fault lab-clear lab-cycle lab-verify
 
 setup:
 	@scripts/bootstrap.sh
@@ -37,11 +37,16 @@ lab-verify:
 demo: lab-up
 	@scripts/demo.sh
 
-lint: setup
+lint: setup lint-code
 	@$(VENV)/bin/ansible-lint --profile production
 
+# Python (ruff.toml) and YAML (.yamllint) lint; ansible-lint runs in `lint` and `test`.
+lint-code: setup
+	@$(VENV)/bin/ruff check --no-cache library module_utils lab bench tests
+	@$(VENV)/bin/yamllint --strict .
+
 # pytest exit 5 (nothing collected) is a failure too: a suite that runs no test proves nothing.
-test: lab-up
+test: lab-up lint-code
 	@$(VENV)/bin/ansible-lint --profile production
 	@$(VENV)/bin/pytest tests -p no:cacheprovider -ra $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc

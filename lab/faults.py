@@ -11,14 +11,13 @@ import os
 import tarfile
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-from docker.errors import APIError, NotFound
 
 import lab_clients
 from config import LabConfig
+from docker.errors import NotFound
 from stack import LAB, LabError, render_flows, service_specs, wait_for
 
 DEFAULT_TABLE = "bronze_trades_binance"

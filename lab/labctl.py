@@ -69,7 +69,7 @@ def up(cfg: LabConfig, args) -> int:
     except Exception:  # noqa: BLE001 - not deployed yet
         res = worker.exec_run(["python3", "/opt/prefect/lab/deploy.py"], environment={"PYTHONPATH": "/opt/prefect/flows"})
         if res.exit_code != 0:
-            raise LabError(f"deployment failed: {res.output.decode(errors='replace').strip()[-400:]}")
+            raise LabError(f"deployment failed: {res.output.decode(errors='replace').strip()[-400:]}") from None
         print("deployed iceberg-offload-main/iceberg-offload-15min (schedule paused)")
     if stack.ensure_spark_cds_archive(dc, cfg):
         print("k2-spark-iceberg: built the Spark driver's class-data archive")

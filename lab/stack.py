@@ -11,9 +11,8 @@ import time
 from pathlib import Path
 
 import docker
-from docker.errors import NotFound
-
 from config import LAB_LABEL, PROJECT_ROOT, LabConfig
+from docker.errors import NotFound
 
 LAB = PROJECT_ROOT / "lab"
 SERVICES = LAB / "services"
@@ -251,7 +250,8 @@ def ensure_container(dc, cfg: LabConfig, spec: dict) -> str:
     common = service_common(cfg)
     volumes.update({h: {"bind": c, "mode": "ro"} for h, c in common["mounts"].items()})
     ctr = dc.containers.create(
-        spec["image"], name=spec["name"], command=spec.get("command"), labels={**LABELS, "io.k2-lab.service": spec["name"], ROOT_LABEL: str(PROJECT_ROOT), SPEC_LABEL: digest},
+        spec["image"], name=spec["name"], command=spec.get("command"),
+        labels={**LABELS, "io.k2-lab.service": spec["name"], ROOT_LABEL: str(PROJECT_ROOT), SPEC_LABEL: digest},
         environment={**common["env"], **spec.get("env", {})}, volumes=volumes, mem_limit=spec["mem"],
         ports={f"{c}/tcp": ("127.0.0.1", h) for c, h in spec.get("ports", {}).items()},
         cap_drop=spec.get("cap_drop"), tmpfs=spec.get("tmpfs"), hostname=spec["aliases"][0], detach=True)

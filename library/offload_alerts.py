@@ -157,17 +157,24 @@ metrics_empty:
 """
 
 import json
-import socket
 from http.client import HTTPException
 from urllib.error import HTTPError, URLError
 from urllib.parse import urlencode
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.offload_alerts_logic import (
-    PrometheusError, alert_tables, alerts_named, api_url_problem, find_rule, metrics_empty, parse_query_result,
-    unwrap)
+    PrometheusError,
+    alert_tables,
+    alerts_named,
+    api_url_problem,
+    find_rule,
+    metrics_empty,
+    parse_query_result,
+    unwrap,
+)
 from ansible.module_utils.offload_common import first_line, http_api_argument_spec, to_json_safe
-from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, open_url
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
+from ansible.module_utils.urls import open_url
 
 
 class Unreachable(Exception):
@@ -197,7 +204,7 @@ class PrometheusAPI:
             if not isinstance(payload, dict) or "status" not in payload:
                 raise PrometheusError(f"GET {self.base}/api/v1/{path} answered HTTP {exc.code}: {exc.reason}") from None
             return unwrap(payload, f"/api/v1/{path}")
-        except (URLError, UrlsConnectionError, HTTPException, socket.timeout, OSError, ValueError) as exc:
+        except (TimeoutError, URLError, UrlsConnectionError, HTTPException, OSError, ValueError) as exc:
             reason = getattr(exc, "reason", None)
             raise Unreachable(first_line(reason) if isinstance(reason, BaseException)
                               else str(reason or first_line(exc))) from None

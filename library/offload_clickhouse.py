@@ -189,7 +189,8 @@ version:
   type: str
   sample: "26.9.2.1"
 server_time:
-  description: The server's current time (SQL function C(now64)) in UTC, the clock TTL deletes by and headroom is computed against.
+  description: The server's current time (SQL function C(now64)) in UTC, the clock TTL deletes by and headroom is
+    computed against.
   returned: always
   type: str
   sample: "2026-11-26T08:02:11.123000+00:00"
@@ -199,7 +200,8 @@ error:
       null when reachable. Never contains the password or a traceback.
   returned: always
   type: str
-  sample: "Code: 516. DB::Exception: default: Authentication failed: password is incorrect, or there is no user with such name. (AUTHENTICATION_FAILED)"
+  sample: "Code: 516. DB::Exception: default: Authentication failed: password is incorrect, or there is no user with
+    such name. (AUTHENTICATION_FAILED)"
 tables:
   description:
     - Per source table. Empty when ClickHouse is not reachable.
@@ -250,7 +252,8 @@ queries:
   sample:
     - sql: SELECT 1
       parameters: {}
-    - sql: "SELECT engine, engine_full, create_table_query FROM system.tables WHERE database = {database:String} AND name = {table:String}"
+    - sql: "SELECT engine, engine_full, create_table_query FROM system.tables
+        WHERE database = {database:String} AND name = {table:String}"
       parameters: {database: k2, table: bronze_trades_binance}
 """
 
@@ -260,11 +263,23 @@ from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.offload_clickhouse_logic import (
-    LONG_QUERY_TEXT_CHARS, SQL_LONG_QUERIES, SQL_PING, SQL_SERVER, SQL_TABLE, classify_volume, epoch_ms_to_iso,
-    headroom_seconds, long_query, oldest_row_sql, one_line_error, parse_timestamp, rows_last_hour_sql,
-    ttl_deadline, ttl_from_table)
-from ansible.module_utils.offload_common import (clickhouse_argument_spec, invalid_identifiers,
-                                                 tables_argument_spec, to_json_safe)
+    LONG_QUERY_TEXT_CHARS,
+    SQL_LONG_QUERIES,
+    SQL_PING,
+    SQL_SERVER,
+    SQL_TABLE,
+    classify_volume,
+    epoch_ms_to_iso,
+    headroom_seconds,
+    long_query,
+    oldest_row_sql,
+    one_line_error,
+    parse_timestamp,
+    rows_last_hour_sql,
+    ttl_deadline,
+    ttl_from_table,
+)
+from ansible.module_utils.offload_common import clickhouse_argument_spec, invalid_identifiers, tables_argument_spec, to_json_safe
 
 try:
     import clickhouse_connect

@@ -117,8 +117,7 @@ files:
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.offload_docker import CONTAINER_NAME
-from ansible.module_utils.offload_docker_api import (DOCKER_SDK_IMPORT_ERROR, HAS_DOCKER_SDK, DockerUnavailable,
-                                                     connect, gather)
+from ansible.module_utils.offload_docker_api import DOCKER_SDK_IMPORT_ERROR, HAS_DOCKER_SDK, DockerUnavailable, connect, gather
 
 
 def main() -> None:

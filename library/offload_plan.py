@@ -139,8 +139,16 @@ from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.offload_plan import (
-    PlanError, check_budget, check_mitigation, check_tables, escalation_for_failure, failure_rule, load_report, parse_forced,
-    plan)
+    PlanError,
+    check_budget,
+    check_mitigation,
+    check_tables,
+    escalation_for_failure,
+    failure_rule,
+    load_report,
+    parse_forced,
+    plan,
+)
 
 
 def main() -> None:

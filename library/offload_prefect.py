@@ -269,7 +269,6 @@ triggered:
 """
 
 import json
-import socket
 import time
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
@@ -280,10 +279,26 @@ from urllib.parse import quote
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.offload_common import first_line, http_api_argument_spec, to_json_safe
 from ansible.module_utils.offload_prefect_logic import (
-    ACTIVE_STATES, FAILURE_STATES, FINAL_STATES, api_url_problem, consecutive_failures, count_states, deployment_summary,
-    parse_deployment_name, run_failure_details, runs_older_than, state_type, summarize_run, summarize_workers,
-    tables_from_state_message, unique, work_pool_summary, worker_lost)
-from ansible.module_utils.urls import ConnectionError as UrlsConnectionError, open_url
+    ACTIVE_STATES,
+    FAILURE_STATES,
+    FINAL_STATES,
+    api_url_problem,
+    consecutive_failures,
+    count_states,
+    deployment_summary,
+    parse_deployment_name,
+    run_failure_details,
+    runs_older_than,
+    state_type,
+    summarize_run,
+    summarize_workers,
+    tables_from_state_message,
+    unique,
+    work_pool_summary,
+    worker_lost,
+)
+from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
+from ansible.module_utils.urls import open_url
 
 LOG_PAGE = 200
 # Seconds the pool must stay without an online worker (heartbeat already older than heartbeat_stale_seconds)
@@ -323,7 +338,7 @@ class PrefectAPI:
             self._note_date(resp.headers.get("Date"))
         except HTTPError as exc:
             raise PrefectHTTPError(exc.code, f"{method} {url} answered HTTP {exc.code}: {_detail(exc)}") from None
-        except (URLError, UrlsConnectionError, HTTPException, socket.timeout, OSError, ValueError) as exc:
+        except (TimeoutError, URLError, UrlsConnectionError, HTTPException, OSError, ValueError) as exc:
             raise PrefectUnreachable(f"{method} {url} got no answer: {_reason(exc)}") from None
         try:
             return json.loads(raw or b"null")

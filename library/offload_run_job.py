@@ -163,8 +163,7 @@ import time
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.offload_common import check_tables, tables_argument_spec
-from ansible.module_utils.offload_docker import CONTAINER_NAME, DockerCLI, DockerError
-from ansible.module_utils.offload_docker import parse_offload_processes
+from ansible.module_utils.offload_docker import CONTAINER_NAME, DockerCLI, DockerError, parse_offload_processes
 from ansible.module_utils.offload_run_job_logic import job_argv, judge, rows_offloaded
 
 PS_ARGV = ["ps", "-eo", "pid=,etimes=,args="]

@@ -127,7 +127,12 @@ import os
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.offload_clickhouse_logic import one_line_error, parse_timestamp
 from ansible.module_utils.offload_common import (
-    check_tables, clickhouse_argument_spec, invalid_identifiers, tables_argument_spec, to_json_safe)
+    check_tables,
+    clickhouse_argument_spec,
+    invalid_identifiers,
+    tables_argument_spec,
+    to_json_safe,
+)
 
 try:
     import clickhouse_connect

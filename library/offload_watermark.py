@@ -323,10 +323,30 @@ from datetime import datetime, timezone
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.offload_common import first_line, invalid_identifiers, postgres_argument_spec, to_json_safe
 from ansible.module_utils.offload_watermark_logic import (
-    COLUMNS_SQL, LAYOUT_ABSENT, LAYOUT_HISTORY, LAYOUT_STATE, SERVER_SQL, WATERMARK_TABLE, Thresholds,
-    build_watermarks, detect_layout, missing_columns, to_utc, unique, watermark_sql)
+    COLUMNS_SQL,
+    LAYOUT_ABSENT,
+    LAYOUT_HISTORY,
+    LAYOUT_STATE,
+    SERVER_SQL,
+    WATERMARK_TABLE,
+    Thresholds,
+    build_watermarks,
+    detect_layout,
+    missing_columns,
+    to_utc,
+    unique,
+    watermark_sql,
+)
 from ansible.module_utils.offload_watermark_repair import (
-    COUNT_SQL, HISTORY_ROW_SQL, LOCK_SQL, PRUNE_SQL, STATE_ROW_SQL, lock_key, plan_repair, repair_statements)
+    COUNT_SQL,
+    HISTORY_ROW_SQL,
+    LOCK_SQL,
+    PRUNE_SQL,
+    STATE_ROW_SQL,
+    lock_key,
+    plan_repair,
+    repair_statements,
+)
 
 try:
     import psycopg2

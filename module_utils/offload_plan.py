@@ -96,7 +96,8 @@ def load_report(text: str, path: str, host: str, now: datetime, max_age_seconds:
     except ValueError:
         raise PlanError(f"report {path} is not JSON: run diagnose.yml again or drop use_report.") from None
     if not isinstance(report, dict) or report.get("kind") != DIAGNOSIS_KIND:
-        raise PlanError(f"report {path} is not a diagnosis report (kind {_short(report.get('kind') if isinstance(report, dict) else None)}).")
+        kind = report.get("kind") if isinstance(report, dict) else None
+        raise PlanError(f"report {path} is not a diagnosis report (kind {_short(kind)}).")
     if report.get("host") != host:
         raise PlanError(f"report {path} belongs to host {_short(report.get('host'))}, not {host!r}.")
     generated = parse_utc(report.get("generated_at"))

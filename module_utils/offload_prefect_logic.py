@@ -5,14 +5,18 @@
 from __future__ import annotations
 
 try:
-    from ansible.module_utils.offload_common import api_url_problem  # noqa: F401 - re-exported to the module
-    from ansible.module_utils.offload_common import parse_utc
+    from ansible.module_utils.offload_common import (
+        api_url_problem,  # noqa: F401 - re-exported to the module
+        parse_utc,
+    )
 except ImportError:  # unit tests import module_utils/ directly
-    from offload_common import api_url_problem  # noqa: F401
-    from offload_common import parse_utc
+    from offload_common import (
+        api_url_problem,  # noqa: F401
+        parse_utc,
+    )
 
 import re
-from datetime import datetime, timezone
+from datetime import datetime
 
 # Prefect state types (StateType enum).
 FAILURE_STATES = frozenset({"FAILED", "CRASHED"})

@@ -132,9 +132,10 @@ def compare(hot, cold, columns: list[str], ts_col: str | None = None, window_sec
 
 def _windows(ts_keys, missing_n, duplicated_n, window_seconds: int, max_windows: int) -> list[dict]:
     """[{start, end, missing, duplicated}] for the windows with a difference, oldest first."""
+    from datetime import timezone as tz
+
     import pyarrow as pa
     import pyarrow.compute as pc
-    from datetime import timezone as tz
     differs = pc.or_(pc.greater(missing_n, 0), pc.greater(duplicated_n, 0))
     if not pc.any(differs).as_py():
         return []

@@ -7,7 +7,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from ansible.module_utils.offload_watermark_logic import (
-    EPOCH, LAYOUT_HISTORY, LAYOUT_STATE, WATERMARK_TABLE, _norm_status, to_utc)
+    EPOCH,
+    LAYOUT_HISTORY,
+    LAYOUT_STATE,
+    WATERMARK_TABLE,
+    _norm_status,
+    to_utc,
+)
 
 # One lock per table, shared by every remediation (and by anyone who follows the convention).
 LOCK_SQL = "SELECT pg_try_advisory_xact_lock(hashtext(%(key)s)) AS locked"

@@ -10,11 +10,10 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
-
 import faults
 import lab_clients
 import labctl
+import pytest
 import stack
 from config import LabConfig
 

@@ -9,7 +9,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
-
 from ansible_run import ROOT, run_playbook
 from conftest import assert_no_crash
 

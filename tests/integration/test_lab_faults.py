@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 
-import pytest
-
 import faults
 import lab_clients
+import pytest
 from conftest import TABLE, diagnose, remediate
 
 

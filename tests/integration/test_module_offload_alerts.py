@@ -5,7 +5,6 @@ module's contract and about what the lab always has (the offload metrics exporte
 from __future__ import annotations
 
 import pytest
-
 from ansible_run import run_module
 
 MODULE = "offload_alerts"

@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from ansible_run import run_module, run_playbook
 from conftest import HungDockerAPI
 

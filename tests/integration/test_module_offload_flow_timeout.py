@@ -6,7 +6,6 @@ import hashlib
 import shutil
 
 import pytest
-
 from ansible_run import ROOT, run_module
 
 SOURCE = ROOT / "lab/services/flows/iceberg_offload_flow.py"

@@ -5,13 +5,12 @@ module's contract and about the one run this file triggers (table bronze_trades_
 being healthy at a given moment beyond what the lab guarantees (deployment paused, a worker)."""
 from __future__ import annotations
 
-import pytest
-
 import lab_clients
+import offload_prefect_logic as logic
+import pytest
 from ansible_run import run_module
 from config import LabConfig
 
-import offload_prefect_logic as logic
 from offload_common import parse_utc
 
 MODULE = "offload_prefect"

@@ -20,8 +20,8 @@ TESTS = Path(__file__).resolve().parent.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-from ansible_run import ROOT, run_module, run_playbook  # noqa: E402
 import offload_watermark_logic as L  # noqa: E402
+from ansible_run import ROOT, run_module, run_playbook  # noqa: E402
 
 HOST, PORT, DB, USER = "127.0.0.1", 15432, "prefect", "prefect"
 PASSWORD = "k2-lab-prefect"

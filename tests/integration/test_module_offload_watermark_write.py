@@ -8,9 +8,8 @@ import hashlib
 import threading
 from pathlib import Path
 
-import psycopg2
-
 import lab_clients
+import psycopg2
 from ansible_run import run_module
 from conftest import TABLE
 

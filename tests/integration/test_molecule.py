@@ -3,7 +3,6 @@ converge, idempotence, verify (healthy, truth check clean), clear."""
 from __future__ import annotations
 
 import pytest
-
 from ansible_run import ROOT, run_molecule
 
 # *_history scenarios need the lab in the history layout: test_zz_history_layout.py runs them.

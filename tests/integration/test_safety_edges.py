@@ -6,7 +6,6 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from conftest import RemediateRun, diagnose, remediate
 
 SECRETS = ("k2-lab-prefect", "k2-lab-clickhouse")
@@ -135,7 +134,7 @@ def test_a_stopped_orchestration_component_is_the_root_cause_and_is_healed(clean
     rc, report, output, _ = remediate()
     assert rc == 0, output[-3000:]
     assert report["status"] == "recovered" and report["root_causes"] == [component], report
-    assert f"ROOT CAUSE: " in output and report["remediated_scenarios"] == []  # not named Scenario 1
+    assert "ROOT CAUSE: " in output and report["remediated_scenarios"] == []  # not named Scenario 1
     started = [a for o in report["outcomes"] for a in o["actions"]]
     assert any(a.startswith(f"start {container}") for a in started), started
     assert report["verification"]["flow_run"]["state_type"] == "COMPLETED"

@@ -8,15 +8,14 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import faults
 import lab_clients
 import offload_watermark_logic
+import pytest
 
 sys.modules.setdefault("ansible.module_utils.offload_watermark_logic", offload_watermark_logic)
 import offload_watermark_repair  # noqa: E402
-from ansible_run import run_molecule, run_module  # noqa: E402
+from ansible_run import run_module, run_molecule  # noqa: E402
 from conftest import TABLE, Lab  # noqa: E402
 from stack import PROJECT_ROOT, LabError  # noqa: E402
 

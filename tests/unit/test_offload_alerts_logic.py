@@ -1,9 +1,8 @@
 """Pure logic of offload_alerts: Prometheus API envelopes, vectors, alerts, rules, empty results."""
 from __future__ import annotations
 
-import pytest
-
 import offload_alerts_logic as logic
+import pytest
 
 ALERT = "IcebergOffloadConsecutiveFailures"
 

@@ -10,9 +10,9 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import offload_clickhouse_logic as L
 import pytest
 
-import offload_clickhouse_logic as L
 import offload_common
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -213,7 +213,8 @@ def test_ttl_from_engine_full_of_each_k2_table(table):
     ("MergeTree ORDER BY ts TTL ts + toIntervalDay(1) SETTINGS index_granularity = 8192", "ts + toIntervalDay(1)"),
     ("MergeTree ORDER BY ts TTL ts + toIntervalMonth(3), ts + toIntervalHour(12) TO VOLUME 'default' "
      "SETTINGS index_granularity = 8192", "ts + toIntervalMonth(3), ts + toIntervalHour(12) TO VOLUME 'default'"),
-    ("MergeTree ORDER BY ts TTL ts + toIntervalDay(1) TO VOLUME 'it''s \\' SETTINGS'", "ts + toIntervalDay(1) TO VOLUME 'it''s \\' SETTINGS'"),
+    ("MergeTree ORDER BY ts TTL ts + toIntervalDay(1) TO VOLUME 'it''s \\' SETTINGS'",
+     "ts + toIntervalDay(1) TO VOLUME 'it''s \\' SETTINGS'"),
     ("MergeTree ORDER BY ts TTL ts + toIntervalDay(1) COMMENT 'TTL ts + toIntervalDay(99)'", "ts + toIntervalDay(1)"),
     ("MergeTree ORDER BY ts SETTINGS index_granularity = 8192", None),
     ("MergeTree ORDER BY ts SETTINGS storage_policy = 'TTL x'", None),

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from offload_flow_timeout_logic import FlowFileError, find_timeout, set_timeout
 
 LAB_FLOW = Path(__file__).resolve().parents[2] / "lab/services/flows/iceberg_offload_flow.py"

@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 import offload_plan as p
+import pytest
 
 TABLES = ["bronze_trades_binance", "bronze_trades_kraken", "silver_trades"]
 NOW = datetime(2026, 11, 29, 3, 0, tzinfo=timezone.utc)
@@ -157,8 +156,9 @@ def test_an_exhausted_wait_names_the_check_and_the_last_value_not_unknown_error(
         "Prefect worker (k2-prefect-worker)", "Wait until the worker polls its work pool",
         {"msg": "Task failed: Action failed: Unknown error.", "attempts": 45, "worker_online": False,
          "error": "Prefect API http://127.0.0.1:4200/api is unreachable: Connection refused"}, 112.4, ["Worker not running"])
-    assert line.startswith("ESCALATE (root cause is unclear) after 112.4 s: Prefect worker (k2-prefect-worker): check 'Wait until the worker "
-                           "polls its work pool' failed: the condition was not met after 45 attempts; last seen: "
+    assert line.startswith("ESCALATE (root cause is unclear) after 112.4 s: Prefect worker (k2-prefect-worker): "
+                           "check 'Wait until the worker polls its work pool' failed: the condition was not met "
+                           "after 45 attempts; last seen: "
                            "error=Prefect API http://127.0.0.1:4200/api is unreachable: Connection refused, "
                            "worker_online=false")
     assert "Unknown error" not in line and line.endswith("| diagnosis: Worker not running")

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 import offload_prefect_logic as logic
+import pytest
 
 NOW = datetime(2026, 11, 26, 8, 0, 0, tzinfo=timezone.utc)
 T = "bronze_trades_kraken"

@@ -1,9 +1,8 @@
 """Pure logic of offload_run_job: the job's argv, the rows it offloaded, and whether it really succeeded."""
 from __future__ import annotations
 
-import pytest
-
 import offload_run_job_logic as logic
+import pytest
 
 CONTAINER, PYTHON, SCRIPT = "k2-spark-iceberg", "python3", "/home/iceberg/offload/offload_generic.py"
 BRONZE_COLUMNS = ("exchange_timestamp,sequence_number,symbol,price,quantity,quote_volume,"

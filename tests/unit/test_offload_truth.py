@@ -5,10 +5,9 @@ import json
 from datetime import datetime, timezone
 from decimal import Decimal
 
+import offload_truth
 import pyarrow as pa
 import pytest
-
-import offload_truth
 
 COLS = ["ts", "seq", "price", "note"]
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
+import offload_truth
 import pyarrow as pa
 import pytest
-
-import offload_truth
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 

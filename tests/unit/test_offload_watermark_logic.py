@@ -5,10 +5,10 @@ import json
 import re
 from datetime import datetime, timedelta, timezone
 
+import offload_watermark_logic as L
 import pytest
 
 import offload_common
-import offload_watermark_logic as L
 from offload_common import invalid_identifiers, to_json_safe
 
 NOW = datetime(2026, 11, 26, 12, 0, 0, tzinfo=timezone.utc)
@@ -38,7 +38,10 @@ def history_wm(**kw) -> dict:
     return L.normalize_row(L.LAYOUT_HISTORY, row)
 
 
-def codes(wm, layout=L.LAYOUT_STATE, limits=L.Thresholds(), now=NOW):
+DEFAULT_LIMITS = L.Thresholds()
+
+
+def codes(wm, layout=L.LAYOUT_STATE, limits=DEFAULT_LIMITS, now=NOW):
     return [code for code, _ in L.anomalies(wm, now, layout, limits, "bronze_trades_binance")]
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timedelta, timezone
 
-import pytest
-
 import offload_watermark_logic
+import pytest
 
 sys.modules.setdefault("ansible.module_utils.offload_watermark_logic", offload_watermark_logic)
 import offload_watermark_repair as repair  # noqa: E402

@@ -60,12 +60,12 @@ import threading
 import time
 import uuid
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from email.parser import BytesParser
 from email.policy import HTTP as HTTP_POLICY
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Iterator
 from urllib.parse import parse_qsl, urlsplit
 
 import lz4.frame
@@ -198,7 +198,7 @@ def _decode_frames(pieces: Iterator[bytes], new_decoder) -> Iterator[bytes]:
         while data:
             try:
                 out = decoder.decompress(data)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - each codec raises its own error type
                 raise ClickHouseError.make(271, "CANNOT_DECOMPRESS", f"Cannot decompress request body: {exc}") from None
             if out:
                 yield out
@@ -650,7 +650,7 @@ class Handler(BaseHTTPRequestHandler):
             log("Error", "HTTPHandler", f"connection lost: {exc}", query_id)
             self.close_connection = True
             return
-        except Exception as exc:  # a malformed request or a bug; the body may be half read
+        except Exception as exc:  # noqa: BLE001 - a malformed request or a bug; the body may be half read
             self.close_connection = True
             error = ClickHouseError.make(1001, "STD_EXCEPTION", f"{type(exc).__name__}: {exc}")
             response = self._error(error, query_id)

@@ -105,7 +105,7 @@ def run(rate: int, backfill_minutes: int) -> None:
         try:
             for exchange in EXCHANGES:
                 write(ch, exchange, spread(max(1, round(rate * elapsed)), now - timedelta(seconds=elapsed), now))
-        except Exception as exc:  # ClickHouse down is a lab fault: keep trying, like a real feed handler.
+        except Exception as exc:  # noqa: BLE001 - ClickHouse down is a lab fault: keep trying, like a real feed handler.
             print(f"feed: insert failed, retrying: {exc}".splitlines()[0], flush=True)
             time.sleep(2)
             ch = _reconnect()

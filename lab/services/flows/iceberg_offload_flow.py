@@ -12,10 +12,8 @@ import re
 import subprocess
 import time
 
+from offload_metrics import offload_cycles_total, offload_duration_seconds, offload_errors_total, offload_rows_total
 from prefect import flow, get_run_logger, task
-
-from offload_metrics import (offload_cycles_total, offload_duration_seconds, offload_errors_total,
-                             offload_rows_total)
 from table_config import enabled_tables
 
 SPARK_CONTAINER = os.environ.get("K2_SPARK_CONTAINER", "k2-spark-iceberg")

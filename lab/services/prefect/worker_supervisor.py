@@ -19,8 +19,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 
 sys.path.insert(0, os.environ.get("K2_FLOWS_DIR", "/opt/prefect/flows"))
-from offload_metrics import (CYCLE_STATUSES, ERROR_TYPES, offload_cycles_total,  # noqa: E402
-                             offload_duration_seconds, offload_errors_total)
+from offload_metrics import CYCLE_STATUSES, ERROR_TYPES, offload_cycles_total, offload_duration_seconds, offload_errors_total  # noqa: E402
 from table_config import enabled_tables  # noqa: E402
 
 

@@ -25,7 +25,7 @@ def main(archive: str) -> None:
     spark.stop()
     try:
         jvm.java.lang.System.exit(0)
-    except Exception:  # noqa: BLE001 - the gateway connection drops as the JVM exits, as intended
+    except Exception:  # noqa: BLE001, S110 - the gateway connection drops as the JVM exits, as intended
         pass
 
 
