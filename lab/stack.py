@@ -95,10 +95,13 @@ SPARK_DRIVER_TUNING = ("--driver-java-options '-XX:TieredStopAtLevel=1 "
 
 
 def ensure_spark_cds_archive(dc, cfg: LabConfig) -> bool:
-    """Build the Spark driver's class-data archive unless one made for this JVM and this pyspark exists.
-    Returns True when built. Without it the offload job is correct, only ~10 s slower per run."""
+    """Build the Spark driver's class-data archive unless one made for this JVM and these jars exists (the JVM
+    checks each jar's size and mtime: a reinstalled venv needs a new archive). Returns True when built. Without it
+    the offload job is correct, only ~10 s slower per run."""
     import pyspark  # the project venv's, which the container mounts
-    key = f"{Path(_java_home()).resolve()} pyspark {pyspark.__version__}\n"
+    jars = sorted((Path(pyspark.__file__).parent / "jars").glob("*.jar"))
+    key = f"{Path(_java_home()).resolve()} pyspark {pyspark.__version__} {len(jars)} jars, newest " \
+          f"{max((j.stat().st_mtime for j in jars), default=0):.0f}\n"
     key_file, archive = cfg.spark_cds_dir / "driver.key", cfg.spark_cds_dir / "driver.jsa"
     if archive.exists() and key_file.exists() and key_file.read_text() == key:
         return False
