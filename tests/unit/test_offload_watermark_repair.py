@@ -2,6 +2,7 @@
 truth; a gap is closed only while ClickHouse still holds its rows; nothing is touched while an offload runs."""
 from __future__ import annotations
 
+import re
 import sys
 from datetime import datetime, timedelta, timezone
 
@@ -105,6 +106,27 @@ def test_prune_is_per_table_and_keeps_the_newest():
     assert "PARTITION BY table_name" in repair.PRUNE_SQL and "r.rn > %(keep)s" in repair.PRUNE_SQL
     assert "table_name = ANY(%(tables)s)" in repair.PRUNE_SQL
     assert "PARTITION" not in repair.RUNBOOK_GLOBAL_CLEANUP_SQL  # the runbook's: all tables together
+
+
+PRUNE_SHAPE = re.compile(
+    r"DELETE FROM offload_watermarks AS w USING \(SELECT id, row_number\(\) OVER \((?P<window>[^)]*)\) AS rn "
+    r"FROM offload_watermarks WHERE (?P<filter>.*)\) AS r WHERE (?P<doomed>.*)")
+
+
+def test_prune_sql_semantics_as_far_as_its_text_shows():
+    # The statement deletes, per listed table, the rows ranked after the newest `keep`: rank 1 is the newest row
+    # (created_at DESC, ties broken by the newest id), ranks restart for each table, and rank <= keep survives.
+    match = PRUNE_SHAPE.fullmatch(repair.PRUNE_SQL)
+    assert match, repair.PRUNE_SQL
+    assert match["window"] == "PARTITION BY table_name ORDER BY created_at DESC, id DESC"
+    assert match["filter"] == "table_name = ANY(%(tables)s)"  # only the listed tables, never the whole table
+    assert match["doomed"] == "w.id = r.id AND r.rn > %(keep)s"  # strictly greater: the newest `keep` rows stay
+    assert re.findall(r"%\((\w+)\)s", repair.PRUNE_SQL) == ["tables", "keep"]
+
+
+def test_history_row_is_the_newest_and_locked():
+    assert repair.HISTORY_ROW_SQL == ("SELECT * FROM offload_watermarks WHERE table_name = %(table)s "
+                                      "ORDER BY created_at DESC, id DESC LIMIT 1 FOR UPDATE")
 
 
 def test_lock_key_is_per_table():
