@@ -26,7 +26,8 @@ def test_docs_are_valid_yaml_and_complete(path):
     doc = docs["DOCUMENTATION"]
     assert doc["module"] == path.stem and doc["short_description"] and doc["description"]
     assert {"check_mode", "diff_mode"} <= set(doc["attributes"])
-    for name, option in (doc.get("options") or {}).items():
+    assert doc.get("options"), f"{path.stem}: no options documented"  # else the loop below checks nothing
+    for name, option in doc["options"].items():
         assert option.get("description"), f"{path.stem}: option {name} has no description"
     assert isinstance(docs["EXAMPLES"], list) and docs["EXAMPLES"]
     assert isinstance(docs["RETURN"], dict) and docs["RETURN"]
