@@ -225,7 +225,8 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
     classes = classify_lines(log_lines)
 
     # Root causes upstream of the worker: the orchestration it depends on (PostgreSQL, then the Prefect server).
-    docker_known = (facts.get("docker") or {}).get("reachable") is not False
+    # Container states are known only when some were read and Docker answered; otherwise skipped, never "absent".
+    docker_known = bool(containers) and (facts.get("docker") or {}).get("reachable") is not False
     down = {key: container_down(containers.get(names.get(key, DEFAULT_CONTAINERS[key])))
             for key in DEFAULT_CONTAINERS if docker_known}  # Docker not answering: states unknown, never "absent"
     root_causes, consequences = [], []
@@ -239,7 +240,7 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
     # Scenario 1: the worker.
     worker_down = down.get("prefect_worker")
     if worker_down:
-        t.add(1, f"k2-prefect-worker: {worker_down}")
+        t.add(1, f"{names.get('prefect_worker', DEFAULT_CONTAINERS['prefect_worker'])}: {worker_down}")
     if prefect.get("reachable") is False and root_causes:
         consequences.append(f"Prefect API unreachable: {prefect.get('error')}")
     elif prefect.get("reachable") and not prefect.get("worker_online") and not worker_down:
@@ -335,7 +336,8 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
         consequences += scenarios.pop()["evidence"]  # failures a down orchestration component explains
     blind = blind_probes(facts, down, scenarios)
     headroom = ttl_headroom(clickhouse, wm_info, now)
-    return {"status": diagnosis_status(root_causes, scenarios, blind),
+    data_loss_possible = bool(headroom) and min(headroom.values()) <= 0
+    return {"status": diagnosis_status(root_causes, scenarios, blind, data_loss_possible),
             "root_causes": root_causes, "blind": blind,
             "alerting_blind": [b for b in blind if b["monitoring"]] != [],
             "scenarios": scenarios, "failing_tables": sorted(failing), "error_classes": sorted(classes),
@@ -369,9 +371,10 @@ def blind_probes(facts: dict, down: dict, scenarios: list[dict]) -> list[dict]:
     return out
 
 
-def diagnosis_status(root_causes: list, scenarios: list, blind: list) -> str:
-    """One of STATUSES. `healthy` only when every probe answered and nothing applies."""
-    if root_causes or (scenarios and scenarios[0]["key"] != "unknown"):
+def diagnosis_status(root_causes: list, scenarios: list, blind: list, data_loss_possible: bool = False) -> str:
+    """One of STATUSES. `healthy` only when every probe answered, nothing applies and no table's TTL headroom is
+    gone (rows not offloaded yet may be deleted: never healthy, even with no scenario)."""
+    if root_causes or data_loss_possible or (scenarios and scenarios[0]["key"] != "unknown"):
         return "degraded"
     if scenarios:
         return "unknown"
