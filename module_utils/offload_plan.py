@@ -147,7 +147,7 @@ def plan(diagnosis: dict, configured: list[str], forced: list[int], lock: dict |
                                  f"{', at: ' + holder['step'] if holder.get('step') else ''}); this run changed nothing.")
 
     headroom = diagnosis.get("min_ttl_headroom_seconds")
-    if headroom is not None and float(headroom) < 0:
+    if headroom is not None and float(headroom) <= 0:  # as the diagnosis: no headroom left is data loss
         return done(ESCALATE, f"ESCALATE ({RULE_DATA_LOSS}): TTL headroom {headroom} s per table "
                               f"{json.dumps(diagnosis.get('ttl_headroom_seconds') or {}, sort_keys=True)}; the hot tier "
                               f"may already have deleted rows the cold tier never got. Evidence: "

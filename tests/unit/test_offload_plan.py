@@ -72,10 +72,16 @@ def test_healthy_is_nothing_to_do():
     assert result["outcome"] == "healthy" and result["message"].startswith("HEALTHY")
 
 
-def test_negative_ttl_headroom_escalates_as_data_loss_before_any_step():
-    result = p.plan(diagnosis(scenarios=[scenario(2)], min_ttl_headroom_seconds=-30.0), TABLES, [])
+@pytest.mark.parametrize("headroom", [-30.0, 0.0])
+def test_no_ttl_headroom_left_escalates_as_data_loss_before_any_step(headroom):
+    result = p.plan(diagnosis(scenarios=[scenario(2)], min_ttl_headroom_seconds=headroom), TABLES, [])
     assert result["outcome"] == "escalate" and result["escalation_rule"] == "data loss suspected"
     assert result["scenarios"] == []
+
+
+def test_no_ttl_headroom_left_escalates_even_without_a_scenario():
+    result = p.plan(diagnosis(status="degraded", min_ttl_headroom_seconds=-1.0), TABLES, [])
+    assert result["outcome"] == "escalate" and result["escalation_rule"] == "data loss suspected"
 
 
 def test_root_causes_come_first_upstream_and_scenarios_follow():
