@@ -36,7 +36,7 @@ class LabConfig:
     feed_rows_per_second: int = field(default_factory=lambda: int(_env("FEED_ROWS_PER_SECOND", "20")))
     backfill_minutes: int = field(default_factory=lambda: int(_env("BACKFILL_MINUTES", "60")))
     # K2: task timeout 600 s, 2 retries 30 s apart, subflow retry after 300 s. The lab shortens them.
-    task_timeout_seconds: int = field(default_factory=lambda: int(_env("TASK_TIMEOUT_SECONDS", "45")))
+    task_timeout_seconds: int = field(default_factory=lambda: int(_env("TASK_TIMEOUT_SECONDS", "30")))
     task_retry_delay_seconds: int = field(default_factory=lambda: int(_env("TASK_RETRY_DELAY_SECONDS", "1")))
     subflow_retries: int = field(default_factory=lambda: int(_env("SUBFLOW_RETRIES", "0")))
     alert_for: str = field(default_factory=lambda: _env("ALERT_FOR", "4s"))
