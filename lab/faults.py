@@ -288,7 +288,10 @@ def clear(dc, cfg: LabConfig, reset_table: Callable[[str], None]) -> list[str]:
     order = [spec["name"] for spec in service_specs(cfg)]  # dependencies first: the database before Prefect
     managed = dc.containers.list(all=True, filters={"label": "io.k2-lab.managed=true"})
     for ctr in sorted(managed, key=lambda c: order.index(c.name) if c.name in order else len(order)):
-        if ctr.status != "running":
+        if ctr.status == "paused":
+            ctr.unpause()
+            actions.append(f"unpaused {ctr.name}")
+        elif ctr.status != "running":
             ctr.start()
             actions.append(f"started {ctr.name}")
         ctr.reload()
@@ -307,6 +310,11 @@ def clear(dc, cfg: LabConfig, reset_table: Callable[[str], None]) -> list[str]:
         actions.append("restored the JDBC driver file")
     if render_flows(cfg):  # Scenario 5 mitigation A raised the task timeout in the host's flow file
         actions.append(f"restored the flow file's task timeout ({cfg.task_timeout_seconds} s)")
+    prefect = lab_clients.Prefect(cfg)
+    wait_for("Prefect API", prefect.healthy, timeout=120)
+    for run in prefect.running_runs():  # left RUNNING by a killed worker or an interrupted test: a zombie
+        prefect.set_state(run["id"], "CRASHED", "lab clear: left over by an interrupted run")
+        actions.append(f"crashed left-over flow run {run['name']}")
     for pid in orphan_offload_pids(dc):
         spark.exec_run(["kill", "-9", str(pid)])
         actions.append(f"killed orphan offload process {pid} in k2-spark-iceberg")

@@ -59,6 +59,10 @@ class Prefect:
                 return run
             time.sleep(0.5)
 
+    def set_state(self, run_id: str, state_type: str, message: str) -> None:
+        http_json(f"{self.api}/flow_runs/{run_id}/set_state",
+                  {"state": {"type": state_type, "message": message}, "force": True})
+
     def delete_flow_run(self, run_id: str) -> None:
         req = urllib.request.Request(f"{self.api}/flow_runs/{run_id}", method="DELETE")
         urllib.request.urlopen(req, timeout=10).read()  # noqa: S310 - 127.0.0.1 only
