@@ -513,19 +513,28 @@ def test_worker_down_evidence_names_the_configured_worker_container():
     assert brief(rules.triage(facts, TABLES, now=NOW)) == [(1, [], ["k2-worker-2: container exited (exit code 0)"])]
 
 
-@pytest.mark.parametrize("mutate,evidence", [
-    (lambda f: f["containers"]["k2-clickhouse"].update(status="exited", exit_code=139),
+@pytest.mark.parametrize("scenario,mutate,evidence", [
+    (2, lambda f: f["containers"]["k2-clickhouse"].update(status="exited", exit_code=139),
      "k2-clickhouse: container exited (exit code 139)"),
-    (lambda f: f["containers"]["k2-clickhouse"].update(networks=["bridge"]),
+    (2, lambda f: f["containers"]["k2-clickhouse"].update(networks=["bridge"]),
      "k2-clickhouse is not attached to network k2-network"),
-    (lambda f: f["containers"]["k2-clickhouse"].update(memory_usage=950 * 2**20, memory_limit=1000 * 2**20),
+    (2, lambda f: f["containers"]["k2-clickhouse"].update(memory_usage=950 * 2**20, memory_limit=1000 * 2**20),
      "k2-clickhouse memory 950 MiB > 90% of its 1000 MiB limit"),
-    (lambda f: f["clickhouse"].update(reachable=False, error="Read timed out"), "ClickHouse unreachable: Read timed out"),
+    (2, lambda f: f["clickhouse"].update(reachable=False, error="Read timed out"), "ClickHouse unreachable: Read timed out"),
+    (3, lambda f: f["containers"]["k2-spark-iceberg"].update(status="exited", exit_code=137, oom_killed=True),
+     "k2-spark-iceberg: container exited (exit code 137, OOMKilled)"),
+    (3, lambda f: f["spark"].update(jdbc_present=False, jdbc_path="/opt/spark/jars/x.jar"),
+     "JDBC driver missing: /opt/spark/jars/x.jar"),
+    (3, lambda f: f["iceberg"]["warehouse"].update(path="/warehouse", mode="0555"),
+     "warehouse /warehouse mode 0555 owner uid 0 (expected 0775, uid 0)"),
+    # the right mode but a foreign owner is just as unwritable
+    (3, lambda f: f["iceberg"]["warehouse"].update(path="/warehouse", uid=1000),
+     "warehouse /warehouse mode 0775 owner uid 1000 (expected 0775, uid 0)"),
 ])
-def test_each_clickhouse_rule_alone_is_scenario_2_with_its_evidence(mutate, evidence):
+def test_each_clickhouse_and_spark_rule_alone_is_its_scenario_with_its_evidence(scenario, mutate, evidence):
     facts = healthy_facts()
     mutate(facts)
-    assert brief(rules.triage(facts, TABLES, now=NOW)) == [(2, [], [evidence])]
+    assert brief(rules.triage(facts, TABLES, now=NOW)) == [(scenario, [], [evidence])]
 
 
 def test_a_connection_log_line_alone_is_scenario_2_for_the_failing_table():
@@ -547,23 +556,6 @@ def test_a_bare_exit_code_is_not_blamed_on_spark_when_the_worker_is_down():
     facts["prefect"]["flow_runs"] = [failed_run("✗ Offload failed: bronze_trades_binance", "  Exit code: 1")]
     assert brief(rules.triage(facts, TABLES, now=NOW)) == [
         (1, ["bronze_trades_binance"], ["k2-prefect-worker: container exited (exit code 0)"])]
-
-
-@pytest.mark.parametrize("mutate,evidence", [
-    (lambda f: f["containers"]["k2-spark-iceberg"].update(status="exited", exit_code=137, oom_killed=True),
-     "k2-spark-iceberg: container exited (exit code 137, OOMKilled)"),
-    (lambda f: f["spark"].update(jdbc_present=False, jdbc_path="/opt/spark/jars/x.jar"),
-     "JDBC driver missing: /opt/spark/jars/x.jar"),
-    (lambda f: f["iceberg"]["warehouse"].update(path="/warehouse", mode="0555"),
-     "warehouse /warehouse mode 0555 owner uid 0 (expected 0775, uid 0)"),
-    # the right mode but a foreign owner is just as unwritable
-    (lambda f: f["iceberg"]["warehouse"].update(path="/warehouse", uid=1000),
-     "warehouse /warehouse mode 0775 owner uid 1000 (expected 0775, uid 0)"),
-])
-def test_each_spark_rule_alone_is_scenario_3_with_its_evidence(mutate, evidence):
-    facts = healthy_facts()
-    mutate(facts)
-    assert brief(rules.triage(facts, TABLES, now=NOW)) == [(3, [], [evidence])]
 
 
 def test_a_process_log_line_alone_is_scenario_3_for_the_failing_table():
