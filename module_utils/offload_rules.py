@@ -403,27 +403,30 @@ def duration_trend(runs: list[dict], factor: float = 1.5) -> str | None:
     return None
 
 
-def _probe(result) -> dict:
-    """An async probe's result; a probe that failed, timed out or never ran becomes an 'unreachable' finding.
-    The role's wait has failed_when: false, which clears `failed`: a module that failed is then recognised by the
-    suppressed exception, or by never reporting `finished`."""
+def _unanswered(result, answered: bool, not_run: str, silent: str) -> dict | None:
+    """A registered probe result that is no answer -> the 'unreachable' finding, else None. The role's tasks have
+    failed_when: false, which clears `failed`: a module that failed is then recognised by the suppressed exception."""
     if not isinstance(result, dict) or result.get("skipped"):
-        return {"reachable": False, "error": "probe did not run"}
-    if result.get("failed") or "failed_when_suppressed_exception" in result or not result.get("finished"):
-        return {"reachable": False, "error": str(result.get("msg") or "probe did not finish in time").strip()
-                .splitlines()[0][:300]}
-    return {k: v for k, v in result.items() if k not in ("invocation", "ansible_job_id", "results_file", "started",
-                                                          "finished", "changed", "failed", "item", "attempts")}
+        return {"reachable": False, "error": not_run}
+    if result.get("failed") or "failed_when_suppressed_exception" in result or not answered:
+        return {"reachable": False, "error": str(result.get("msg") or silent).strip().splitlines()[0][:300]}
+    return None
+
+
+def _probe(result) -> dict:
+    """An async probe's result; a probe that failed, timed out (never reported `finished`) or never ran becomes an
+    'unreachable' finding."""
+    answered = isinstance(result, dict) and bool(result.get("finished"))
+    return _unanswered(result, answered, "probe did not run", "probe did not finish in time") or {
+        k: v for k, v in result.items() if k not in ("invocation", "ansible_job_id", "results_file", "started",
+                                                     "finished", "changed", "failed", "item", "attempts")}
 
 
 def _docker(result) -> dict:
-    """offload_container_info's result as registered (a failed or skipped task included) -> the same shape, with
-    `reachable` false and a one-line `error` when the module itself did not answer."""
-    if not isinstance(result, dict) or result.get("skipped"):
-        return {"reachable": False, "error": "the Docker probe did not run"}
-    if result.get("failed") or "failed_when_suppressed_exception" in result or "reachable" not in result:
-        return {"reachable": False, "error": str(result.get("msg") or "no answer").strip().splitlines()[0][:300]}
-    return result
+    """offload_container_info's registered result (a failed or skipped task included); `reachable` false with a
+    one-line `error` when the module itself did not answer."""
+    answered = isinstance(result, dict) and "reachable" in result
+    return _unanswered(result, answered, "the Docker probe did not run", "no answer") or result
 
 
 def facts_from_raw(raw: dict) -> dict:
