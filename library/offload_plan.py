@@ -56,8 +56,15 @@ options:
     description: Read the diagnosis from this JSON file instead (C(use_report=true)); it must be JSON, a diagnosis,
       of O(host), and younger than O(report_max_age_seconds).
     type: path
+  published:
+    description:
+      - What diagnose.yml published with C(set_stats) (C(k2_offload_diagnosis), a mapping of inventory host to
+        diagnosis), as an AWX workflow passes a previous node's artifacts to the next node as extra vars.
+      - The entry of O(host) is used when present (it must be a diagnosis, of O(host), younger than
+        O(report_max_age_seconds)); otherwise the diagnosis is read from O(report_path).
+    type: raw
   report_max_age_seconds:
-    description: Oldest diagnosis report accepted from O(report_path).
+    description: Oldest diagnosis report accepted from O(published) or O(report_path).
     type: int
     default: 900
   host:
@@ -130,8 +137,8 @@ escalation:
   returned: when O(failure) is given
   type: str
 diagnosis:
-  description: The diagnosis read from O(report_path).
-  returned: when O(report_path) is given
+  description: The diagnosis taken from O(published) or read from O(report_path).
+  returned: when O(published) or O(report_path) is given
   type: dict
 """
 
@@ -148,7 +155,17 @@ from ansible.module_utils.offload_plan import (
     load_report,
     parse_forced,
     plan,
+    published_report,
 )
+
+
+def _read_report(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise PlanError(f"report {path} cannot be read: {exc.strerror}; run diagnose.yml first "
+                        "or drop use_report.") from None
 
 
 def main() -> None:
@@ -161,13 +178,14 @@ def main() -> None:
             "restart_monitoring": {"type": "bool", "default": False},
             "diagnosis": {"type": "dict"},
             "report_path": {"type": "path"},
+            "published": {"type": "raw"},
             "report_max_age_seconds": {"type": "int", "default": 900},
             "host": {"type": "str"},
             "lock": {"type": "dict"},
             "failure": {"type": "dict"},
         },
-        mutually_exclusive=[("diagnosis", "report_path")],
-        required_by={"report_path": "host"},
+        mutually_exclusive=[("diagnosis", "report_path"), ("diagnosis", "published")],
+        required_by={"report_path": "host", "published": "host"},
         supports_check_mode=True,
     )
     p = module.params
@@ -186,15 +204,15 @@ def main() -> None:
                                                           list(f.get("titles") or []))
             module.exit_json(**result)
         diagnosis = p["diagnosis"]
-        if p["report_path"]:
-            try:
-                with open(p["report_path"], encoding="utf-8") as handle:
-                    text = handle.read()
-            except OSError as exc:
-                raise PlanError(f"report {p['report_path']} cannot be read: {exc.strerror}; run diagnose.yml first "
-                                "or drop use_report.") from None
-            diagnosis = load_report(text, p["report_path"], p["host"], datetime.now(timezone.utc),
-                                    p["report_max_age_seconds"])
+        if p["report_path"] or p["published"] is not None:
+            now = datetime.now(timezone.utc)
+            diagnosis = published_report(p["published"], p["host"], now, p["report_max_age_seconds"])
+            if diagnosis is None and not p["report_path"]:
+                raise PlanError(f"no diagnosis was published for host {p['host']!r} (k2_offload_diagnosis); "
+                                "run diagnose.yml first or drop use_report.")
+            if diagnosis is None:
+                diagnosis = load_report(_read_report(p["report_path"]), p["report_path"], p["host"], now,
+                                        p["report_max_age_seconds"])
             result["diagnosis"] = diagnosis
         if diagnosis is None:
             result.update(outcome=None, message="inputs are valid")

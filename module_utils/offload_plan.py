@@ -95,17 +95,36 @@ def load_report(text: str, path: str, host: str, now: datetime, max_age_seconds:
         report = json.loads(text)
     except ValueError:
         raise PlanError(f"report {path} is not JSON: run diagnose.yml again or drop use_report.") from None
+    return check_report(report, f"report {path}", host, now, max_age_seconds)
+
+
+def published_report(published, host: str, now: datetime, max_age_seconds: float) -> dict | None:
+    """This host's diagnosis from what diagnose.yml published with set_stats (k2_offload_diagnosis, keyed by host):
+    how an AWX workflow hands it to the remediate node, whose private data dir holds no report file. None when
+    nothing was published for this host (the caller falls back to the report file)."""
+    if published is None:
+        return None
+    if not isinstance(published, dict):
+        raise PlanError(f"k2_offload_diagnosis must be a mapping of host to diagnosis, got {_short(published)}.")
+    if host not in published:
+        return None
+    return check_report(published[host], f"published diagnosis k2_offload_diagnosis[{host!r}]", host, now,
+                        max_age_seconds)
+
+
+def check_report(report, source: str, host: str, now: datetime, max_age_seconds: float) -> dict:
+    """A diagnosis handed over rather than made by this run: a diagnosis, of this host, and fresh."""
     if not isinstance(report, dict) or report.get("kind") != DIAGNOSIS_KIND:
         kind = report.get("kind") if isinstance(report, dict) else None
-        raise PlanError(f"report {path} is not a diagnosis report (kind {_short(kind)}).")
+        raise PlanError(f"{source} is not a diagnosis report (kind {_short(kind)}).")
     if report.get("host") != host:
-        raise PlanError(f"report {path} belongs to host {_short(report.get('host'))}, not {host!r}.")
+        raise PlanError(f"{source} belongs to host {_short(report.get('host'))}, not {host!r}.")
     generated = parse_utc(report.get("generated_at"))
     if generated is None:
-        raise PlanError(f"report {path} has no valid generated_at time.")
+        raise PlanError(f"{source} has no valid generated_at time.")
     age = (now - generated).total_seconds()
     if age > max_age_seconds:
-        raise PlanError(f"report {path} is stale: written {age:.0f} s ago (limit {max_age_seconds:.0f} s); "
+        raise PlanError(f"{source} is stale: written {age:.0f} s ago (limit {max_age_seconds:.0f} s); "
                         "run diagnose.yml again.")
     return report
 

@@ -1,9 +1,8 @@
-"""playbooks/diagnose.yml on the lab: healthy, read-only, fast, published for AWX/EDA, clean on bad input.
+"""playbooks/diagnose.yml on the lab: healthy, read-only, published for AWX/EDA, clean on bad input.
 (Each fault's scenario is asserted in test_lab_faults.py, which reuses the fault's failing cycles.)"""
 from __future__ import annotations
 
 import json
-import time
 
 from ansible_run import run_playbook
 from conftest import TABLE, diagnose
@@ -11,9 +10,7 @@ from conftest import TABLE, diagnose
 
 def test_healthy_lab_diagnoses_healthy(lab):
     assert lab.cycle()["state_type"] == "COMPLETED"
-    started = time.monotonic()
     report = diagnose()
-    assert time.monotonic() - started < 30  # make bench reports the median; this only catches a hang
     assert report["status"] == "healthy" and report["scenarios"] == [], report["scenarios"]
     assert report["report_version"] == 1 and report["min_ttl_headroom_seconds"] > 6 * 86400
     assert report["facts"]["watermarks"]["layout"] == "state"
@@ -27,7 +24,9 @@ def test_diagnose_is_read_only_in_check_mode_and_publishes_stats(lab, tmp_path):
     stats = out["stats"]["k2-lab"]
     assert stats["changed"] == 0 and stats["failures"] == 0
     published = out["global_custom_stats"]["k2_offload_diagnosis"]
-    assert published["status"] == json.loads(report_path.read_text())["status"]
+    assert list(published) == ["k2-lab"], "keyed by inventory host, so that several stacks do not overwrite each other"
+    assert published["k2-lab"]["status"] == json.loads(report_path.read_text())["status"]
+    assert "facts" not in published["k2-lab"], "raw facts stay in the report file"
 
 
 def test_no_secret_in_output(lab, tmp_path):

@@ -157,6 +157,23 @@ def test_report_files_must_be_json_a_diagnosis_this_hosts_and_fresh():
         p.load_report(good, "r.json", "k2-lab", NOW + timedelta(hours=1), 900)
 
 
+def test_a_published_diagnosis_is_this_hosts_entry_checked_like_a_report_file():
+    mine, other = diagnosis(), diagnosis(host="k2-lab-b")
+    published = {"k2-lab": mine, "k2-lab-b": other}
+    assert p.published_report(published, "k2-lab", NOW, 900) is mine
+    assert p.published_report(published, "k2-lab-b", NOW, 900) is other
+    assert p.published_report({"k2-lab-b": other}, "k2-lab", NOW, 900) is None, "nothing for this host: use the file"
+    assert p.published_report(None, "k2-lab", NOW, 900) is None
+    with pytest.raises(p.PlanError, match=r"must be a mapping of host to diagnosis"):
+        p.published_report([mine], "k2-lab", NOW, 900)
+    with pytest.raises(p.PlanError, match=r"k2_offload_diagnosis\['k2-lab'\] belongs to host 'k2-lab-b'"):
+        p.published_report({"k2-lab": other}, "k2-lab", NOW, 900)
+    with pytest.raises(p.PlanError, match=r"k2_offload_diagnosis\['k2-lab'\] is stale"):
+        p.published_report(published, "k2-lab", NOW + timedelta(hours=1), 900)
+    with pytest.raises(p.PlanError, match=r"is not a diagnosis report"):
+        p.published_report({"k2-lab": "healthy"}, "k2-lab", NOW, 900)
+
+
 def test_an_exhausted_wait_names_the_check_and_the_last_value_not_unknown_error():
     line = p.escalation_for_failure(
         "Prefect worker (k2-prefect-worker)", "Wait until the worker polls its work pool",

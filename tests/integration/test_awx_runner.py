@@ -1,0 +1,129 @@
+"""The playbooks run the way AWX runs them: ansible-runner, a private data dir per job, credentials injected as
+extra vars (custom credential types) and the vault password answered from env/passwords (vault credential), the
+project's ansible.cfg found from the project directory, and the diagnosis handed from the diagnose node to the
+remediate node as artifacts (set_stats -> the playbook_on_stats event's artifact_data -> the next job's extra vars),
+never as a file: each job's private data dir is its own."""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+from pathlib import Path
+
+import yaml
+from conftest import TABLE
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = ROOT / ".venv" / "bin"
+
+
+def _vault_encrypt(value: str, name: str, password_file: Path) -> str:
+    """One vault-encrypted variable, as a production inventory keeps its secrets."""
+    proc = subprocess.run([str(VENV_BIN / "ansible-vault"), "encrypt_string", "--vault-password-file",
+                           str(password_file), "--name", name, value], capture_output=True, text=True, check=True)
+    return proc.stdout
+
+
+class AwxJob:
+    """One AWX job: its own private data dir, the project (the repository) under project/, an inventory as AWX
+    writes it (lab hosts and group_vars without the passwords), and env/ as AWX's credential injection fills it."""
+
+    def __init__(self, workdir: Path, lab, hosts=("k2-lab",)) -> None:
+        self.dir = workdir
+        self.vault_password = secrets.token_hex(16)
+        inventory = workdir / "inventory"
+        (inventory / "group_vars" / "k2_docker_hosts").mkdir(parents=True)
+        (workdir / "env").mkdir()
+        (workdir / "project").symlink_to(ROOT)  # AWX copies the project; a link is the same tree
+        host_vars = {"ansible_connection": "local", "ansible_python_interpreter": str(VENV_BIN / "python")}
+        (inventory / "hosts.yml").write_text(yaml.safe_dump(
+            {"all": {"children": {"k2_docker_hosts": {"hosts": {h: host_vars for h in hosts}}}}}))
+        (inventory / "group_vars" / "all").symlink_to(ROOT / "inventory" / "group_vars" / "all")
+        lab_vars = yaml.safe_load((ROOT / "inventory/lab/group_vars/k2_docker_hosts/lab.yml").read_text())
+        self.passwords = {k: lab_vars.pop(k) for k in ("k2_postgres_password", "k2_clickhouse_password")}
+        assert self.passwords["k2_postgres_password"] == lab.cfg.db_password, "the lab inventory matches the lab"
+        (inventory / "group_vars" / "k2_docker_hosts" / "lab.yml").write_text(yaml.safe_dump(lab_vars))
+        password_file = workdir / "vault-password"
+        password_file.write_text(self.vault_password)
+        (inventory / "group_vars" / "k2_docker_hosts" / "vault.yml").write_text(
+            _vault_encrypt(self.passwords["k2_clickhouse_password"], "k2_clickhouse_password", password_file))
+        password_file.unlink()  # only the answer to the prompt carries it from here on
+        self.env = {"passwords": {r"^Vault password:\s*?$": self.vault_password},
+                    "cmdline": "--ask-vault-pass",
+                    "envvars": {"K2_LAB_ROOT": str(ROOT)},
+                    "settings": {"process_isolation": False, "suppress_ansible_output": True}}
+
+    def run(self, playbook: str, ident: str, extravars: dict, timeout: float = 900) -> tuple[str, dict, str]:
+        """(status, artifact_data of the playbook_on_stats event, stdout). The PostgreSQL password arrives as a
+        credential type's extra_vars injector puts it; extra vars of the job template or of a workflow come along."""
+        env = self.dir / "env"
+        (env / "extravars").write_text(json.dumps(
+            {"k2_postgres_password": self.passwords["k2_postgres_password"], **extravars}))
+        for name in ("passwords", "envvars", "settings"):
+            (env / name).write_text(json.dumps(self.env[name]))
+        (env / "cmdline").write_text(self.env["cmdline"])
+        clean_env = {k: v for k, v in os.environ.items() if not k.startswith("ANSIBLE_")}  # the project's own cfg
+        clean_env["PATH"] = f"{VENV_BIN}:{clean_env.get('PATH', '')}"
+        subprocess.run([str(VENV_BIN / "ansible-runner"), "run", str(self.dir), "-p", playbook, "--ident", ident],
+                       env=clean_env, capture_output=True, text=True, timeout=timeout, cwd=self.dir)
+        artifacts = self.dir / "artifacts" / ident
+        events = [json.loads(p.read_text()) for p in sorted((artifacts / "job_events").glob("*.json"))]
+        stats = [e for e in events if e.get("event") == "playbook_on_stats"]
+        assert stats, f"no playbook_on_stats event: {(artifacts / 'stdout').read_text()[-3000:]}"
+        return ((artifacts / "status").read_text().strip(), stats[-1]["event_data"].get("artifact_data") or {},
+                (artifacts / "stdout").read_text())
+
+
+def test_diagnose_over_two_hosts_publishes_both_diagnoses_in_the_jobs_artifacts(lab, tmp_path):
+    """Two inventory hosts (two names for the lab's one stack): a flat set_stats would keep the last host's."""
+    job = AwxJob(tmp_path, lab, hosts=("k2-lab", "k2-lab-twin"))
+    status, artifacts, stdout = job.run("playbooks/diagnose.yml", "diagnose", {}, timeout=300)
+    assert status == "successful", stdout[-3000:]
+    published = artifacts["k2_offload_diagnosis"]
+    assert sorted(published) == ["k2-lab", "k2-lab-twin"]
+    assert {published[h]["host"] for h in published} == {"k2-lab", "k2-lab-twin"}
+    # The vault-encrypted ClickHouse password and the injected PostgreSQL password both reached the probes.
+    assert all(published[h]["status"] == "healthy" and published[h]["blind"] == [] for h in published), published
+    for secret in job.passwords.values():
+        assert secret not in stdout and secret not in json.dumps(artifacts)
+
+
+def test_workflow_diagnose_gate_then_remediate_from_artifacts(clean_lab, tmp_path):
+    """The workflow k2-offload-incident as AWX runs it: the diagnose node (diagnose_gate=true) fails on an
+    unhealthy stack after publishing; its artifacts become the remediate node's extra vars (use_report=true), in
+    another private data dir where no report file exists; the remediation recovers and publishes its result."""
+    lab = clean_lab
+    lab.fault("worker-stopped")
+    diagnose_job = AwxJob(tmp_path / "diagnose", lab)
+    status, diagnosis, stdout = diagnose_job.run("playbooks/diagnose.yml", "diagnose", {"diagnose_gate": True})
+    assert status == "failed", "the gate fails the node, so that the workflow's failure edge remediates"
+    assert "remediation needed" in stdout
+    assert diagnosis["k2_offload_diagnosis"]["k2-lab"]["scenarios"][0]["scenario"] == 1, diagnosis
+
+    remediate_job = AwxJob(tmp_path / "remediate", lab)
+    missing_report = tmp_path / "remediate" / "no-such-report.json"
+    status, result, stdout = remediate_job.run(
+        "playbooks/remediate.yml", "remediate",
+        {**diagnosis, "use_report": True, "report_path": str(missing_report),
+         "remediation_report_path": str(tmp_path / "remediate" / "remediation.json")})
+    assert status == "successful", stdout[-4000:]
+    assert not missing_report.exists()
+    remediation = result["k2_offload_remediation"]["k2-lab"]
+    assert remediation["status"] == "recovered" and remediation["remediated_scenarios"] == [1], remediation
+    published_at = diagnosis["k2_offload_diagnosis"]["k2-lab"]["generated_at"]
+    assert remediation["diagnosis_generated_at"] == published_at, "it acted on the published diagnosis"
+    truth = lab.truth(TABLE)
+    assert truth["missing"] == 0 and truth["duplicated"] == 0, truth
+
+
+def test_a_published_diagnosis_of_another_host_is_refused_and_nothing_changes(lab, tmp_path):
+    """A workflow that hands over the wrong host's diagnosis must not remediate this one on it."""
+    job = AwxJob(tmp_path, lab)
+    other = {"kind": "k2-offload-diagnosis", "host": "k2-other", "generated_at": "2026-01-01T00:00:00Z"}
+    status, _, stdout = job.run("playbooks/remediate.yml", "remediate",
+                                {"use_report": True, "report_path": str(tmp_path / "absent.json"),
+                                 "k2_offload_diagnosis": {"k2-lab": other}}, timeout=300)
+    assert status == "failed"
+    assert "published diagnosis k2_offload_diagnosis['k2-lab'] belongs to host 'k2-other', not 'k2-lab'." in stdout
+    assert "Traceback" not in stdout and "Take the stack's remediation lock" not in stdout
