@@ -24,6 +24,8 @@ class LabConfig:
     port_alertmanager: int = field(default_factory=lambda: int(_env("PORT_ALERTMANAGER", "9093")))
     port_metrics: int = field(default_factory=lambda: int(_env("PORT_METRICS", "8000")))
     port_postgres: int = field(default_factory=lambda: int(_env("PORT_POSTGRES", "15432")))
+    # The alert-driven loop's webhook (make loop-up), where the lab's Alertmanager sends the runbook's alert.
+    port_eda: int = field(default_factory=lambda: int(_env("PORT_EDA", "5000")))
     # Throwaway lab credentials (never used outside the lab).
     db_name: str = "prefect"
     db_user: str = "prefect"

@@ -295,7 +295,9 @@ def clear(dc, cfg: LabConfig, reset_table: Callable[[str], None]) -> list[str]:
             ctr.start()
             actions.append(f"started {ctr.name}")
         ctr.reload()
-        if cfg.network not in ctr.attrs["NetworkSettings"]["Networks"]:
+        # Monitoring shares the host's network namespace (lab/stack.py): there is no user network for it to rejoin.
+        on_host_network = ctr.attrs["HostConfig"].get("NetworkMode") == "host"
+        if not on_host_network and cfg.network not in ctr.attrs["NetworkSettings"]["Networks"]:
             network.connect(ctr, aliases=[ctr.attrs["Config"]["Hostname"]])
             actions.append(f"reconnected {ctr.name} to {cfg.network}")
     spark.reload()

@@ -172,14 +172,21 @@ def service_specs(cfg: LabConfig) -> list[dict]:
              env={"CLICKHOUSE_PASSWORD": cfg.clickhouse_password,
                   "K2_LAB_FEED_ROWS_PER_SECOND": str(cfg.feed_rows_per_second),
                   "K2_LAB_BACKFILL_MINUTES": str(cfg.backfill_minutes)}),
-        dict(name="k2-prometheus", image="k2-lab/prometheus:1", aliases=["prometheus"], mem="256m",
-             ports={9090: cfg.port_prometheus}, binds={str(cfg.state_dir / "prometheus"): "/etc/prometheus"}),
+        # Monitoring lives in the host's network namespace, listening on 127.0.0.1 only: Alertmanager must reach the
+        # alert-driven loop's webhook on the host's loopback (make loop-up), which no bridge container can. So
+        # Prometheus reaches Alertmanager there too, and scrapes the worker through its published port.
+        dict(name="k2-prometheus", image="k2-lab/prometheus:1", aliases=["prometheus"], mem="256m", network_mode="host",
+             ports={cfg.port_prometheus: cfg.port_prometheus},
+             binds={str(cfg.state_dir / "prometheus"): "/etc/prometheus"},
+             command=["/usr/bin/prometheus", "--config.file=/etc/prometheus/prometheus.yml",
+                      "--storage.tsdb.path=/prometheus", f"--web.listen-address=127.0.0.1:{cfg.port_prometheus}",
+                      f"--web.external-url=http://127.0.0.1:{cfg.port_prometheus}"]),
         dict(name="k2-alertmanager", image="k2-lab/prometheus:1", aliases=["alertmanager"], mem="128m",
-             ports={9093: cfg.port_alertmanager},
+             network_mode="host", ports={cfg.port_alertmanager: cfg.port_alertmanager},
              binds={str(cfg.state_dir / "prometheus"): "/etc/prometheus"},
              command=["/usr/bin/prometheus-alertmanager", "--config.file=/etc/prometheus/alertmanager.yml",
-                      "--storage.path=/tmp/alertmanager", "--web.listen-address=0.0.0.0:9093",
-                      "--cluster.listen-address="]),
+                      "--storage.path=/tmp/alertmanager", f"--web.listen-address=127.0.0.1:{cfg.port_alertmanager}",
+                      f"--web.external-url=http://127.0.0.1:{cfg.port_alertmanager}", "--cluster.listen-address="]),
     ]
 
 
@@ -187,11 +194,12 @@ def render_prometheus(cfg: LabConfig) -> None:
     out = cfg.state_dir / "prometheus"
     (out / "rules").mkdir(parents=True, exist_ok=True)
     src = SERVICES / "prometheus"
-    values = {"scrape": cfg.scrape_interval, "alert_for": cfg.alert_for}
+    values = {"scrape": cfg.scrape_interval, "alert_for": cfg.alert_for, "port_metrics": cfg.port_metrics,
+              "port_alertmanager": cfg.port_alertmanager, "port_eda": cfg.port_eda}
     (out / "prometheus.yml").write_text((src / "prometheus.yml.tmpl").read_text().format(**values))
     (out / "rules/iceberg-offload-alerts.yml").write_text(
         (src / "iceberg-offload-alerts.yml.tmpl").read_text().format(**values))
-    shutil.copy(src / "alertmanager.yml", out / "alertmanager.yml")
+    (out / "alertmanager.yml").write_text((src / "alertmanager.yml.tmpl").read_text().format(**values))
 
 
 FLOW_TIMEOUT_LITERAL = "timeout=600)"  # K2's literal in offload_table's subprocess.run
@@ -252,13 +260,19 @@ def ensure_container(dc, cfg: LabConfig, spec: dict) -> str:
             dc.volumes.create(vol, labels=LABELS)
     common = service_common(cfg)
     volumes.update({h: {"bind": c, "mode": "ro"} for h, c in common["mounts"].items()})
+    # In the host's network namespace the process binds its ports itself (127.0.0.1, its command says so): nothing
+    # to publish, no hostname of its own, no user network to join.
+    host_net = spec.get("network_mode") == "host"
+    net = {"network_mode": "host"} if host_net else {
+        "ports": {f"{c}/tcp": ("127.0.0.1", h) for c, h in spec.get("ports", {}).items()},
+        "hostname": spec["aliases"][0]}
     ctr = dc.containers.create(
         spec["image"], name=spec["name"], command=spec.get("command"),
         labels={**LABELS, "io.k2-lab.service": spec["name"], ROOT_LABEL: str(PROJECT_ROOT), SPEC_LABEL: digest},
         environment={**common["env"], **spec.get("env", {})}, volumes=volumes, mem_limit=spec["mem"],
-        ports={f"{c}/tcp": ("127.0.0.1", h) for c, h in spec.get("ports", {}).items()},
-        cap_drop=spec.get("cap_drop"), tmpfs=spec.get("tmpfs"), hostname=spec["aliases"][0], detach=True)
-    dc.networks.get(cfg.network).connect(ctr, aliases=spec["aliases"])
+        cap_drop=spec.get("cap_drop"), tmpfs=spec.get("tmpfs"), detach=True, **net)
+    if not host_net:
+        dc.networks.get(cfg.network).connect(ctr, aliases=spec["aliases"])
     ctr.start()
     return "created"
 

@@ -35,4 +35,16 @@ if [ ! -x "$VENV/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   "$VENV/bin/pip" install -q -r requirements.txt "${cons[@]}" 2>&1 | { grep -v 'is ignored: it is neither' || true; }
   echo "$want" > "$stamp"
 fi
+
+# ansible-rulebook (the alert-driven loop) in a venv of its own: its pins exclude the project's pyparsing and
+# websockets. It holds no ansible-core: run_playbook runs the project venv's ansible-playbook (scripts/loop.sh).
+EDA_VENV=${EDA_VENV:-.venv-eda}
+eda_stamp="$EDA_VENV/.requirements.sha"
+eda_want=$(cat requirements-eda.txt constraints-eda.txt | sha256sum | cut -d" " -f1)
+if [ ! -x "$EDA_VENV/bin/ansible-rulebook" ] || [ "$(cat "$eda_stamp" 2>/dev/null)" != "$eda_want" ]; then
+  log "creating venv $EDA_VENV (ansible-rulebook)"
+  python3 -m venv "$EDA_VENV"
+  "$EDA_VENV/bin/pip" install -q -r requirements-eda.txt -c constraints-eda.txt 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+  echo "$eda_want" > "$eda_stamp"
+fi
 log "ready"

@@ -1,0 +1,126 @@
+"""The alert-driven loop's rules, replayed without the lab: Alertmanager v4 notifications (tests/fixtures/alertmanager)
+go through the rulebooks' own filters, conditions and throttle in a real ansible-rulebook (.venv-eda, Java 17).
+Only the source (webhook -> eda.builtin.generic replaying the fixtures) and the action (remediation -> a debug line
+with a marker and the extra vars the remediation would get) are swapped, so the test sees exactly which alerts
+would start a remediation, and with which variables."""
+from __future__ import annotations
+
+import copy
+import json
+import os
+import re
+import subprocess
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+RULEBOOK = ROOT / ".venv-eda" / "bin" / "ansible-rulebook"
+RULEBOOKS = ROOT / "extensions" / "eda" / "rulebooks"
+VARIANTS = {"cli": RULEBOOKS / "iceberg-offload-cli.yml", "controller": RULEBOOKS / "iceberg-offload-controller.yml"}
+FIXTURES = ROOT / "tests" / "fixtures" / "alertmanager"
+MARKER = "K2-EDA-REMEDIATE"
+ALERT_VARS = ("k2_alert_name", "k2_alert_table", "k2_alert_starts_at", "k2_alert_fingerprint")
+
+# The notifications in the order Alertmanager would send them, and the remediations they must start, in order.
+REPLAY = [
+    "firing-one-table.json",  # binance fires: remediate
+    "firing-one-table.json",  # Alertmanager repeats it: throttled (same table within once_within)
+    "firing-two-tables.json",  # kraken and coinbase in one group: each table is remediated
+    "resolved.json",  # silver_trades resolved: nothing, though this table never fired (not the throttle)
+    "mixed-group.json",  # group firing: ohlcv_1h fires (remediate), ohlcv_5m is resolved (nothing)
+    "other-alertname.json",  # IcebergOffloadLagCritical for ohlcv_1m: another runbook, nothing
+]
+EXPECTED_TABLES = ["bronze_trades_binance", "bronze_trades_kraken", "bronze_trades_coinbase", "ohlcv_1h"]
+
+
+def _load(path: Path) -> dict:
+    rulesets = yaml.safe_load(path.read_text())
+    assert len(rulesets) == 1 and len(rulesets[0]["rules"]) == 1, f"{path.name}: one ruleset with one rule"
+    return rulesets[0]
+
+
+def _action_vars(ruleset: dict) -> dict:
+    """The extra vars the rule's action hands to the remediation, as templates."""
+    action = ruleset["rules"][0]["action"]
+    if "run_playbook" in action:
+        assert action["run_playbook"]["name"] == "playbooks/remediate.yml"
+        return action["run_playbook"]["extra_vars"]
+    job = action["run_job_template"]
+    assert (job["name"], job["organization"]) == ("k2-offload-remediate", "K2")
+    return job["job_args"]["extra_vars"]
+
+
+def _without_action(ruleset: dict) -> dict:
+    ruleset = copy.deepcopy(ruleset)
+    ruleset["rules"][0].pop("action")
+    return ruleset
+
+
+def _alert(fixture: str, table: str) -> dict:
+    alerts = json.loads((FIXTURES / fixture).read_text())["alerts"]
+    return next(a for a in alerts if a["labels"]["table"] == table)
+
+
+def test_the_two_variants_differ_only_in_the_action():
+    cli, controller = (_load(p) for p in VARIANTS.values())
+    assert _without_action(cli) == _without_action(controller)
+    alert_vars = {k: v for k, v in _action_vars(cli).items() if k in ALERT_VARS}
+    assert alert_vars.keys() == set(ALERT_VARS)
+    assert {k: v for k, v in _action_vars(controller).items()} == alert_vars
+
+
+def test_the_webhook_listens_on_loopback_unless_told_otherwise():
+    source = _load(VARIANTS["cli"])["sources"][0]["eda.builtin.webhook"]
+    host, port = (jinja2.Environment().from_string(source[k]) for k in ("host", "port"))
+    # An empty host would make the webhook bind every interface (its own default): it must count as unset.
+    for given in ({}, {"k2_eda_webhook_host": ""}, {"k2_eda_webhook_host": None}):
+        assert host.render(given) == "127.0.0.1", given
+    assert port.render({}) == "5000" and port.render({"k2_eda_webhook_port": 5123}) == "5123"
+
+
+def _replay_rulebook(tmp_path: Path) -> Path:
+    """Both variants as rulesets of one rulebook (one JVM): their source replays the fixtures as the webhook would
+    queue them ({payload, meta}) through the same filters; their action prints the marker and the rendered vars."""
+    payload = tmp_path / "notifications.yml"
+    payload.write_text(yaml.safe_dump([{"payload": json.loads((FIXTURES / name).read_text()),
+                                        "meta": {"endpoint": "endpoint", "headers": {}}} for name in REPLAY]))
+    rulesets = []
+    for variant, path in VARIANTS.items():
+        ruleset = _load(path)
+        source = ruleset["sources"][0]
+        assert source.pop("eda.builtin.webhook"), "the source is Alertmanager's webhook"
+        source["eda.builtin.generic"] = {"payload_file": str(payload), "shutdown_after": 1}
+        rule = ruleset["rules"][0]
+        shown = " ".join(f"{k}={_action_vars(ruleset)[k]}" for k in ALERT_VARS)
+        rule["action"] = {"debug": {"msg": f"{MARKER} variant={variant} {shown}"}}
+        ruleset["name"] = f"{ruleset['name']} [{variant}]"
+        rulesets.append(ruleset)
+    replay = tmp_path / "replay.yml"
+    replay.write_text(yaml.safe_dump(rulesets, sort_keys=False))
+    return replay
+
+
+@pytest.mark.skipif(not RULEBOOK.exists(), reason=".venv-eda/bin/ansible-rulebook absent: scripts/bootstrap.sh installs it")
+def test_replayed_notifications_start_exactly_the_expected_remediations(tmp_path):
+    replay = _replay_rulebook(tmp_path)
+    # ansible-rulebook asks ansible-galaxy about collections: the project venv's, as make loop-up runs it.
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"}
+    proc = subprocess.run([str(RULEBOOK), "--rulebook", str(replay)], cwd=tmp_path, env=env, capture_output=True,
+                          text=True, timeout=180)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-3000:]
+    started = {variant: [] for variant in VARIANTS}
+    for line in output.splitlines():
+        if line.startswith(MARKER):
+            fields = dict(re.findall(r"(\S+)=(\S+)", line))
+            started[fields.pop("variant")].append(fields)
+    fixture_of = {"bronze_trades_binance": "firing-one-table.json", "bronze_trades_kraken": "firing-two-tables.json",
+                  "bronze_trades_coinbase": "firing-two-tables.json", "ohlcv_1h": "mixed-group.json"}
+    expected = [{"k2_alert_name": "IcebergOffloadConsecutiveFailures", "k2_alert_table": table,
+                 "k2_alert_starts_at": _alert(fixture_of[table], table)["startsAt"],
+                 "k2_alert_fingerprint": _alert(fixture_of[table], table)["fingerprint"]} for table in EXPECTED_TABLES]
+    for variant, remediations in started.items():
+        assert remediations == expected, f"{variant}: {output[-3000:]}"
