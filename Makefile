@@ -7,7 +7,7 @@ LAB := $(PY) lab/labctl.py
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup demo test lint lint-code bench lab-up lab-down lab-status lab-fault lab-clear lab-cycle lab-verify
+.PHONY: setup demo test lint lint-code bench lab-up lab-down lab-status lab-fault lab-clear lab-cycle lab-verify loop-up loop-down capacity-report watermark-maintenance
 
 setup:
 	@scripts/bootstrap.sh
@@ -33,6 +33,22 @@ lab-cycle:
 
 lab-verify:
 	@$(LAB) verify-data
+
+# Prevention (runbook): the capacity report (read-only; JSON + HTML chart in reports/) and the weekly watermark
+# hygiene, against the lab. CHECK=1 adds --check --diff; PLAYBOOK_ARGS passes more (-e capacity_report_days=1 ...).
+capacity-report: lab-up
+	@$(VENV)/bin/ansible-playbook playbooks/capacity_report.yml $(if $(CHECK),--check --diff,) $(PLAYBOOK_ARGS)
+
+watermark-maintenance: lab-up
+	@$(VENV)/bin/ansible-playbook playbooks/watermark_maintenance.yml $(if $(CHECK),--check --diff,) $(PLAYBOOK_ARGS)
+
+# The alert-driven loop (docs/eda.md): ansible-rulebook in the background, Alertmanager's webhook on 127.0.0.1:5000
+# (K2_LAB_PORT_EDA) -> playbooks/remediate.yml. Pid and log under .lab/; both targets are idempotent.
+loop-up: setup
+	@scripts/loop.sh up
+
+loop-down:
+	@scripts/loop.sh down
 
 demo: lab-up
 	@scripts/demo.sh

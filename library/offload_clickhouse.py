@@ -258,10 +258,15 @@ queries:
 """
 
 import time
-import traceback
 from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.offload_clickhouse_api import (
+    CLICKHOUSE_CONNECT_IMPORT_ERROR,
+    HAS_CLICKHOUSE_CONNECT,
+    Inspector,
+    connect,
+)
 from ansible.module_utils.offload_clickhouse_logic import (
     LONG_QUERY_TEXT_CHARS,
     SQL_LONG_QUERIES,
@@ -280,15 +285,6 @@ from ansible.module_utils.offload_clickhouse_logic import (
     ttl_from_table,
 )
 from ansible.module_utils.offload_common import clickhouse_argument_spec, invalid_identifiers, tables_argument_spec, to_json_safe
-
-try:
-    import clickhouse_connect
-    HAS_CLICKHOUSE_CONNECT = True
-    CLICKHOUSE_CONNECT_IMPORT_ERROR = None
-except ImportError:
-    clickhouse_connect = None
-    HAS_CLICKHOUSE_CONNECT = False
-    CLICKHOUSE_CONNECT_IMPORT_ERROR = traceback.format_exc()
 
 
 def argument_spec() -> dict:
@@ -337,32 +333,6 @@ def validate(module: AnsibleModule) -> dict:
         except (TypeError, ValueError):
             module.fail_json(msg=f"watermarks[{table!r}]: {str(value)[:80]!r} is not an ISO 8601 timestamp.")
     return watermarks
-
-
-class Inspector:
-    """Runs the read-only queries and records them (sql + bound parameters) for the result."""
-
-    def __init__(self, client, query_timeout: int):
-        self.client = client
-        self.settings = {"max_execution_time": query_timeout}
-        self.queries: list[dict] = []
-
-    def rows(self, sql: str, parameters: dict | None = None) -> list[dict]:
-        self.queries.append({"sql": sql, "parameters": dict(parameters or {})})
-        result = self.client.query(sql, parameters=parameters or None, settings=self.settings)
-        return list(result.named_results())
-
-    def scalar(self, sql: str, parameters: dict | None = None):
-        rows = self.rows(sql, parameters)
-        return next(iter(rows[0].values())) if rows else None
-
-
-def connect(params: dict):
-    return clickhouse_connect.get_client(
-        host=params["clickhouse_host"], port=params["clickhouse_port"], username=params["clickhouse_user"],
-        password=params["clickhouse_password"] or "", connect_timeout=params["connect_timeout"],
-        send_receive_timeout=params["query_timeout"], autogenerate_session_id=False,
-        client_name="k2-offload-ansible", query_retries=0)
 
 
 def inspect_table(ins: Inspector, params: dict, table: dict, watermark: datetime | None, now: datetime,

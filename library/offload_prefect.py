@@ -24,6 +24,10 @@ description:
     C(prefect deployment run ...) of "Verify recovery"), but only when no run of it is in flight, and waits for
     the run's final state; a run already in flight is waited for instead of starting a second one (two runs at
     once double rows on K2).
+  - O(action=observe) is the runbook's post-incident "monitor the next 3 flow runs". It follows the deployment's
+    next O(runs) flow runs to their final state, one after another. A deployment whose schedule creates runs is
+    waited on; a paused one gets them created, each only after the previous one ended (never two at once). It
+    stops at the first run that did not complete (the evidence) and within O(wait_timeout) for all of them.
   - While it waits, a run whose pool has no online worker (no heartbeat for O(heartbeat_stale_seconds), and still
     none 10 s later) fails at once with what was seen (the worker died under it), instead of after O(wait_timeout).
 version_added: "1.0.0"
@@ -32,29 +36,36 @@ attributes:
   check_mode:
     support: full
     details: C(inspect) runs the same in check mode; C(trigger) reports the run it would create and creates none;
-      C(reap) reports the runs it would crash.
+      C(reap) reports the runs it would crash; C(observe) waits on scheduled runs but creates none.
   diff_mode:
     support: none
   idempotent:
     support: partial
-    details: C(inspect) is read-only; C(trigger) creates a run only when none is in flight.
+    details: C(inspect) is read-only; C(trigger) and C(observe) create a run only when none is in flight.
 options:
   action:
     description:
       - C(inspect) only reads; C(trigger) creates (or joins) a flow run and waits for it.
       - C(reap) sets the deployment's zombie runs CRASHED (see O(crash_runs_started_before)) and returns the runs
         still in flight (RV(live_runs)).
+      - C(observe) follows the next O(runs) flow runs to their final state (post-incident verification).
     type: str
-    choices: [inspect, trigger]
+    choices: [inspect, trigger, reap, observe]
     default: inspect
   parameters:
     description: Flow run parameters for O(action=trigger) (K2's main flow takes none).
     type: dict
     default: {}
   wait_timeout:
-    description: With O(action=trigger), seconds to wait for the run's final state; 0 returns at once.
+    description:
+      - With O(action=trigger), seconds to wait for the run's final state; 0 returns at once.
+      - With O(action=observe), seconds to wait for all O(runs) runs (K2 schedules one every 15 min).
     type: int
     default: 600
+  runs:
+    description: With O(action=observe), how many runs to follow (the runbook's post-incident check watches 3).
+    type: int
+    default: 3
   api_url:
     description:
       - Base URL of Prefect's REST API, ending in C(/api) (K2 publishes the server on port 4200 of the Docker host).
@@ -266,18 +277,35 @@ triggered:
   description: Whether a new run was created (false when one in flight was joined, or in check mode).
   returned: when O(action=trigger)
   type: bool
+observed_runs:
+  description:
+    - With O(action=observe), the runs followed, oldest first, each in its last state (C(final) false for a run
+      still in flight when O(wait_timeout) ran out). Fewer than O(runs) when one did not complete or time ran out.
+  returned: when O(action=observe)
+  type: list
+  elements: dict
+created_runs:
+  description: With O(action=observe), how many of RV(observed_runs) this module created (paused schedule).
+  returned: when O(action=observe)
+  type: int
+schedule_active:
+  description: With O(action=observe), whether the deployment's schedule creates runs (then none is created).
+  returned: when O(action=observe)
+  type: bool
+timed_out:
+  description: With O(action=observe), whether O(wait_timeout) ran out before O(runs) runs ended.
+  returned: when O(action=observe)
+  type: bool
 """
 
 import json
 import time
 from datetime import datetime, timedelta, timezone
-from email.utils import parsedate_to_datetime
-from http.client import HTTPException
-from urllib.error import HTTPError, URLError
 from urllib.parse import quote
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.offload_common import first_line, http_api_argument_spec, to_json_safe
+from ansible.module_utils.offload_common import http_api_argument_spec, to_json_safe
+from ansible.module_utils.offload_prefect_api import PrefectAPI, PrefectHTTPError, PrefectUnreachable
 from ansible.module_utils.offload_prefect_logic import (
     ACTIVE_STATES,
     FAILURE_STATES,
@@ -289,6 +317,7 @@ from ansible.module_utils.offload_prefect_logic import (
     parse_deployment_name,
     run_failure_details,
     runs_older_than,
+    schedule_paused,
     state_type,
     summarize_run,
     summarize_workers,
@@ -297,8 +326,6 @@ from ansible.module_utils.offload_prefect_logic import (
     work_pool_summary,
     worker_lost,
 )
-from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
-from ansible.module_utils.urls import open_url
 
 LOG_PAGE = 200
 # Seconds the pool must stay without an online worker (heartbeat already older than heartbeat_stale_seconds)
@@ -306,79 +333,6 @@ LOG_PAGE = 200
 WORKER_LOST_GRACE_SECONDS = 10
 MAX_LOG_LINES = 50
 MAX_RUNS = 200
-
-
-class PrefectUnreachable(Exception):
-    """No HTTP answer at all (connection refused, DNS, timeout, TLS)."""
-
-
-class PrefectHTTPError(Exception):
-    """The server answered with an HTTP error status."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class PrefectAPI:
-    def __init__(self, base: str, timeout: int, validate_certs: bool) -> None:
-        self.base = base.rstrip("/")
-        self.timeout = timeout
-        self.validate_certs = validate_certs
-        self.server_now = None
-
-    def call(self, method: str, path: str, body=None):
-        url = self.base + path
-        data = json.dumps(body).encode() if body is not None else None
-        try:
-            resp = open_url(url, data=data, method=method, timeout=self.timeout, validate_certs=self.validate_certs,
-                            headers={"Content-Type": "application/json", "Accept": "application/json"},
-                            http_agent="ansible-offload_prefect", use_netrc=False)
-            raw = resp.read()
-            self._note_date(resp.headers.get("Date"))
-        except HTTPError as exc:
-            raise PrefectHTTPError(exc.code, f"{method} {url} answered HTTP {exc.code}: {_detail(exc)}") from None
-        except (TimeoutError, URLError, UrlsConnectionError, HTTPException, OSError, ValueError) as exc:
-            raise PrefectUnreachable(f"{method} {url} got no answer: {_reason(exc)}") from None
-        try:
-            return json.loads(raw or b"null")
-        except ValueError:
-            raise PrefectHTTPError(200, f"{method} {url} did not answer JSON") from None
-
-    def _note_date(self, header) -> None:
-        if not header:
-            return
-        try:
-            when = parsedate_to_datetime(header)
-        except (TypeError, ValueError, IndexError):
-            return
-        if when is not None:
-            self.server_now = when if when.tzinfo else when.replace(tzinfo=timezone.utc)
-
-    def now(self) -> datetime:
-        return self.server_now or datetime.now(timezone.utc)
-
-    def get(self, path: str):
-        return self.call("GET", path)
-
-    def post(self, path: str, body: dict):
-        return self.call("POST", path, body)
-
-
-def _reason(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None)
-    return first_line(reason) if isinstance(reason, BaseException) else str(reason or first_line(exc))
-
-
-def _detail(exc: HTTPError) -> str:
-    try:
-        body = exc.read()
-        detail = json.loads(body).get("detail")
-        if detail:
-            return first_line(Exception(str(detail)))
-    except (ValueError, AttributeError, OSError, TypeError):
-        pass
-    return str(exc.reason or "error")
 
 
 def _iso(when: datetime) -> str:
@@ -537,11 +491,13 @@ def crash_zombies(module: AnsibleModule, api: PrefectAPI, runs: list[dict]) -> l
     return crashed
 
 
-def wait_final(module: AnsibleModule, api: PrefectAPI, inspector: Inspector, run: dict) -> dict:
-    """Poll the run to its final state; a run whose worker stays offline past the heartbeat staleness fails fast
-    (the worker died under it: waiting the whole timeout would only delay the escalation)."""
+def wait_final(module: AnsibleModule, api: PrefectAPI, inspector: Inspector, run: dict,
+               deadline: float | None = None) -> dict:
+    """Poll the run to its final state (until `deadline`, monotonic; default now + wait_timeout); a run whose
+    worker stays offline past the heartbeat staleness fails fast (the worker died under it: waiting the whole
+    timeout would only delay the escalation)."""
     params = module.params
-    deadline = time.monotonic() + params["wait_timeout"]
+    deadline = time.monotonic() + params["wait_timeout"] if deadline is None else deadline
     no_worker_since, next_worker_check = None, 0.0
     while state_type(run) not in FINAL_STATES and time.monotonic() < deadline:
         time.sleep(1)
@@ -607,12 +563,66 @@ def trigger(module: AnsibleModule, flow: str, name: str) -> dict:
     return {"changed": triggered, "triggered": triggered, "flow_run": summary}
 
 
+def next_scheduled_run(api: PrefectAPI, deployment_id: str, after: str | None) -> dict | None:
+    """The deployment's earliest run expected to start after `after` (ISO time; None: any) and due by now."""
+    start = {"before_": _iso(api.now() + timedelta(seconds=5))}
+    if after:
+        start["after_"] = after
+    body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}, "expected_start_time": start},
+            "sort": "EXPECTED_START_TIME_ASC", "limit": MAX_RUNS}
+    runs = [r for r in api.post("/flow_runs/filter", body) or [] if isinstance(r, dict)]
+    return next((r for r in runs if r.get("expected_start_time") != after), None)
+
+
+def observe(module: AnsibleModule, flow: str, name: str) -> dict:
+    """Follow the deployment's next `runs` flow runs to their final state, one at a time (see the docs)."""
+    params = module.params
+    deadline = time.monotonic() + params["wait_timeout"]
+    observed, created, timed_out = [], 0, False
+    try:
+        api, inspector, deployment = connect(module, flow, name)
+        active_schedule = not schedule_paused(deployment)
+        last_start = None
+        while len(observed) < params["runs"]:
+            in_flight = inspector.active_runs(deployment["id"])
+            if in_flight:
+                run = api.get(f"/flow_runs/{in_flight[-1]}")  # the oldest in flight: runs end in order
+            elif not active_schedule and module.check_mode:
+                break  # would create the remaining runs; in check mode nothing is created
+            elif not active_schedule:
+                run = api.post(f"/deployments/{deployment['id']}/create_flow_run", {"parameters": params["parameters"]})
+                created += 1
+            else:
+                run = next_scheduled_run(api, deployment["id"], last_start or _iso(api.now() - timedelta(seconds=5)))
+                if run is None:
+                    if time.monotonic() >= deadline:
+                        timed_out = True
+                        break
+                    time.sleep(5)
+                    continue
+            run = wait_final(module, api, inspector, run, deadline)
+            summary = summarize_run(run)
+            summary["final"] = summary["state_type"] in FINAL_STATES
+            observed.append(summary)
+            last_start = run.get("expected_start_time") or last_start
+            if not summary["final"]:
+                timed_out = True
+                break
+            if summary["state_type"] != "COMPLETED":
+                break
+    except (PrefectUnreachable, PrefectHTTPError) as exc:
+        module.fail_json(msg=f"Cannot follow the runs of {params['deployment']!r}: {exc}", observed_runs=observed)
+    return {"changed": created > 0, "observed_runs": observed, "created_runs": created,
+            "schedule_active": active_schedule, "timed_out": timed_out}
+
+
 def main() -> None:
     argument_spec = http_api_argument_spec("http://127.0.0.1:4200/api", "PREFECT_API_URL")
     argument_spec.update(
-        action={"type": "str", "default": "inspect", "choices": ["inspect", "trigger", "reap"]},
+        action={"type": "str", "default": "inspect", "choices": ["inspect", "trigger", "reap", "observe"]},
         parameters={"type": "dict", "default": {}},
         wait_timeout={"type": "int", "default": 600},
+        runs={"type": "int", "default": 3},
         deployment={"type": "str", "default": "iceberg-offload-main/iceberg-offload-15min"},
         work_pool={"type": "str", "default": "iceberg-offload"},
         recent_runs={"type": "int", "default": 10},
@@ -642,7 +652,9 @@ def main() -> None:
 
     if params["wait_timeout"] < 0:
         module.fail_json(msg=f"wait_timeout must be >= 0, got {params['wait_timeout']}.")
-    action = {"trigger": trigger, "reap": reap}.get(params["action"], inspect)
+    if not 1 <= params["runs"] <= 20:
+        module.fail_json(msg=f"runs must be between 1 and 20, got {params['runs']}.")
+    action = {"trigger": trigger, "reap": reap, "observe": observe}.get(params["action"], inspect)
     module.exit_json(**to_json_safe(action(module, flow, name)))
 
 

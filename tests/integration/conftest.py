@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import faults
@@ -31,17 +35,30 @@ def diagnose(*extra: str) -> dict:
         return json.loads(report_path.read_text())
 
 
+INCIDENT_RECORD_KEYS = {"incident_id", "host", "run", "outcome", "alert", "times", "mttr", "diagnosis", "tables",
+                        "plan", "timeline", "verification", "data_loss", "new_failure_mode"}
+
+
 def remediate(*extra: str, env: dict | None = None) -> tuple[int, dict | None, str, dict]:
     """Run playbooks/remediate.yml against the lab: (returncode, its JSON report or None, all output as text,
-    the play recap per host)."""
+    the play recap per host). Every run that wrote its report appended one complete incident record (with its
+    Markdown report) - asserted here, so every end-to-end test checks it."""
     with tempfile.TemporaryDirectory() as tmp:
         paths = Path(tmp)
+        incidents = paths / "incidents.jsonl"
         rc, out, stderr = run_playbook("playbooks/remediate.yml", "-e", f"report_path={paths / 'diagnosis.json'}",
-                                       "-e", f"remediation_report_path={paths / 'remediation.json'}", *extra,
-                                       timeout=900, env=env)
-        report = paths / "remediation.json"
-        return (rc, json.loads(report.read_text()) if report.exists() else None, json.dumps(out) + stderr,
-                out.get("stats", {}))
+                                       "-e", f"remediation_report_path={paths / 'remediation.json'}",
+                                       "-e", f"remediate_incident_log={incidents}", *extra, timeout=900, env=env)
+        report_file = paths / "remediation.json"
+        report = json.loads(report_file.read_text()) if report_file.exists() else None
+        if report is not None and not report["check_mode"]:
+            records = [json.loads(line) for line in incidents.read_text().splitlines()]
+            assert len(records) == 1, records
+            assert INCIDENT_RECORD_KEYS <= set(records[0]), sorted(INCIDENT_RECORD_KEYS - set(records[0]))
+            assert records[0]["outcome"]["status"] == report["status"], (records[0]["outcome"], report["status"])
+            assert records[0]["run"]["run_id"] == report["run_id"], records[0]["run"]
+            assert list(paths.glob("*.md")), "the incident's Markdown report is rendered next to the log"
+        return rc, report, json.dumps(out) + stderr, out.get("stats", {})
 
 
 # What a crashed module or plugin leaves in ansible-playbook's output. A bare "Traceback" is not one: the stack's
@@ -128,6 +145,14 @@ class Lab:
         stack.wait_for("worker online", self.prefect.worker_online, timeout=90)
         return actions
 
+    def escalations(self, run_id: str) -> list[dict]:
+        """The escalation alerts a remediation run posted to the lab's Alertmanager (its API v2)."""
+        query = urllib.parse.quote('alertname="IcebergOffloadRemediationEscalated"')
+        url = f"http://127.0.0.1:{self.cfg.port_alertmanager}/api/v2/alerts?filter={query}"
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            alerts = json.load(resp)
+        return [a for a in alerts if a["annotations"].get("run_id") == run_id]
+
     def wait(self, what, probe, timeout=60.0):
         return stack.wait_for(what, probe, timeout=timeout)
 
@@ -147,3 +172,28 @@ def clean_lab(lab):
     yield lab
     lab.clear()
     time.sleep(0.5)
+
+
+def _rebuild(layout: str) -> None:
+    env = {**os.environ, "K2_LAB_WATERMARK_LAYOUT": layout}
+    for cmd in (["down"], ["up"]):
+        subprocess.run([sys.executable, str(stack.PROJECT_ROOT / "lab" / "labctl.py"), *cmd], check=True,
+                       capture_output=True, env=env, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def history_lab():
+    """The lab rebuilt in the runbook's history layout, once for every test that needs it (they run last, see
+    pytest_collection_modifyitems); the default state layout is restored at the end of the session."""
+    _rebuild("history")
+    os.environ["K2_LAB_WATERMARK_LAYOUT"] = "history"
+    try:
+        yield Lab()
+    finally:
+        os.environ.pop("K2_LAB_WATERMARK_LAYOUT", None)
+        _rebuild("state")
+
+
+def pytest_collection_modifyitems(items):
+    """Tests on the history layout run last, together (stable: the order is otherwise kept)."""
+    items.sort(key=lambda item: "history_lab" in getattr(item, "fixturenames", ()))

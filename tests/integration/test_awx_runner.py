@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 from conftest import TABLE
+from test_lab_faults import CHECKS
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -89,12 +90,14 @@ def test_diagnose_over_two_hosts_publishes_both_diagnoses_in_the_jobs_artifacts(
         assert secret not in stdout and secret not in json.dumps(artifacts)
 
 
-def test_workflow_diagnose_gate_then_remediate_from_artifacts(clean_lab, tmp_path):
+def test_workflow_diagnose_gate_then_remediate_from_artifacts_then_post_incident(clean_lab, tmp_path):
     """The workflow k2-offload-incident as AWX runs it: the diagnose node (diagnose_gate=true) fails on an
     unhealthy stack after publishing; its artifacts become the remediate node's extra vars (use_report=true), in
-    another private data dir where no report file exists; the remediation recovers and publishes its result."""
+    another private data dir where no report file exists; the remediation recovers and publishes its result; the
+    post-incident node passes."""
     lab = clean_lab
     lab.fault("worker-stopped")
+    CHECKS["worker-stopped"](lab)  # this is worker-stopped's end-to-end test (test_lab_faults.py leaves it here)
     diagnose_job = AwxJob(tmp_path / "diagnose", lab)
     status, diagnosis, stdout = diagnose_job.run("playbooks/diagnose.yml", "diagnose", {"diagnose_gate": True})
     assert status == "failed", "the gate fails the node, so that the workflow's failure edge remediates"
@@ -113,8 +116,23 @@ def test_workflow_diagnose_gate_then_remediate_from_artifacts(clean_lab, tmp_pat
     assert remediation["status"] == "recovered" and remediation["remediated_scenarios"] == [1], remediation
     published_at = diagnosis["k2_offload_diagnosis"]["k2-lab"]["generated_at"]
     assert remediation["diagnosis_generated_at"] == published_at, "it acted on the published diagnosis"
+    wm = lab.wm()
+    assert wm["status"] == "success" and wm["failure_count"] == 0, wm
     truth = lab.truth(TABLE)
     assert truth["missing"] == 0 and truth["duplicated"] == 0, truth
+
+    # The workflow's last node: the runbook's post-incident check (the lab's schedule is paused: it creates the
+    # three runs, one after another).
+    verify_job = AwxJob(tmp_path / "verify", lab)
+    status, verdict, stdout = verify_job.run(
+        "playbooks/post_incident.yml", "verify",
+        {"post_incident_report_path": str(tmp_path / "verify" / "post-incident.json")})
+    assert status == "successful", stdout[-4000:]
+    assert verdict["k2_offload_post_incident"] == {"k2-lab": "passed"}
+    report = json.loads((tmp_path / "verify" / "post-incident.json").read_text())
+    assert [r["state_type"] for r in report["flow_runs"]] == ["COMPLETED"] * 3 and report["created_runs"] == 3
+    assert {c["check"]: c["passed"] for c in report["checks"]} == {"flow_runs": True, "lag": True, "alert": True,
+                                                                   "truth": True}
 
 
 def test_a_published_diagnosis_of_another_host_is_refused_and_nothing_changes(lab, tmp_path):

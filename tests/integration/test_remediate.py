@@ -5,6 +5,7 @@ import re
 
 from ansible_run import run_module, run_playbook
 from conftest import remediate
+from test_lab_faults import assert_escalated_to_people
 
 
 def test_healthy_stack_changes_nothing_and_says_so(lab):
@@ -42,6 +43,7 @@ def test_forced_scenario_runs_and_a_blown_budget_escalates(lab):
     assert report["status"] == "escalated" and report["remediated_scenarios"] == [2], report
     assert "Recovered only after the escalation budget of 0 s" in report["escalation"]
     assert report["outcomes"][0]["actions"] == []  # nothing was broken, nothing was done
+    assert_escalated_to_people(lab, report, "not resolved within 30 minutes")
 
 
 def _flow_timeout(lab) -> int:

@@ -1,11 +1,10 @@
 """The runbook's append-only watermark layout (lab option K2_LAB_WATERMARK_LAYOUT=history).
 
-Runs last (file order): it rebuilds the lab in the history layout and restores the default state layout.
+Runs last: the session fixture history_lab (conftest.py) rebuilds the lab in the history layout once, for every
+test that uses it (they are ordered last), and restores the default state layout at the end of the session.
 """
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 
 import faults
@@ -16,28 +15,10 @@ import pytest
 sys.modules.setdefault("ansible.module_utils.offload_watermark_logic", offload_watermark_logic)
 import offload_watermark_repair  # noqa: E402
 from ansible_run import run_module, run_molecule  # noqa: E402
-from conftest import TABLE, Lab  # noqa: E402
-from stack import PROJECT_ROOT, LabError  # noqa: E402
+from conftest import TABLE  # noqa: E402
+from stack import LabError  # noqa: E402
 
-LABCTL = [sys.executable, str(PROJECT_ROOT / "lab" / "labctl.py")]
 PG = {"login_host": "127.0.0.1", "login_port": 15432, "login_password": "k2-lab-prefect"}
-
-
-def _rebuild(layout: str) -> None:
-    env = {**os.environ, "K2_LAB_WATERMARK_LAYOUT": layout}
-    for cmd in (["down"], ["up"]):
-        subprocess.run(LABCTL + cmd, check=True, capture_output=True, env=env, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def history_lab():
-    _rebuild("history")
-    os.environ["K2_LAB_WATERMARK_LAYOUT"] = "history"
-    try:
-        yield Lab()
-    finally:
-        os.environ.pop("K2_LAB_WATERMARK_LAYOUT", None)
-        _rebuild("state")
 
 
 def _rows(lab, table=TABLE) -> int:

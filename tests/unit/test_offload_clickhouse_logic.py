@@ -10,6 +10,7 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import offload_clickhouse_api
 import offload_clickhouse_logic as L
 import pytest
 
@@ -471,6 +472,7 @@ def module_file():
     """library/offload_clickhouse.py imported with its ansible.module_utils.* names pointing at module_utils/."""
     sys.modules.setdefault("ansible.module_utils.offload_common", offload_common)
     sys.modules.setdefault("ansible.module_utils.offload_clickhouse_logic", L)
+    sys.modules.setdefault("ansible.module_utils.offload_clickhouse_api", offload_clickhouse_api)
     spec = importlib.util.spec_from_file_location("offload_clickhouse_module", ROOT / "library" / "offload_clickhouse.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
