@@ -39,6 +39,14 @@ INCIDENT_RECORD_KEYS = {"incident_id", "host", "run", "outcome", "alert", "times
                         "plan", "timeline", "verification", "data_loss", "new_failure_mode"}
 
 
+_LAST_DIAGNOSIS: list[dict] = []
+
+
+def last_diagnosis() -> dict | None:
+    """The diagnosis report (with its facts) the last remediate() call acted on, None if it made none."""
+    return _LAST_DIAGNOSIS[0] if _LAST_DIAGNOSIS else None
+
+
 def remediate(*extra: str, env: dict | None = None) -> tuple[int, dict | None, str, dict]:
     """Run playbooks/remediate.yml against the lab: (returncode, its JSON report or None, all output as text,
     the play recap per host). Every run that wrote its report appended one complete incident record (with its
@@ -51,6 +59,8 @@ def remediate(*extra: str, env: dict | None = None) -> tuple[int, dict | None, s
                                        "-e", f"remediate_incident_log={incidents}", *extra, timeout=900, env=env)
         report_file = paths / "remediation.json"
         report = json.loads(report_file.read_text()) if report_file.exists() else None
+        diagnosis_file = paths / "diagnosis.json"
+        _LAST_DIAGNOSIS[:] = [json.loads(diagnosis_file.read_text())] if diagnosis_file.exists() else []
         if report is not None and not report["check_mode"]:
             records = [json.loads(line) for line in incidents.read_text().splitlines()]
             assert len(records) == 1, records

@@ -7,8 +7,9 @@ import time
 
 import faults
 import lab_clients
+import offload_health
 import pytest
-from conftest import TABLE, diagnose, remediate
+from conftest import TABLE, diagnose, last_diagnosis, remediate
 
 
 def _failed_run_counts_errors(lab, error_type="process_error"):
@@ -206,6 +207,20 @@ def test_fault_remediated_end_to_end(clean_lab, name):
     rc, report, output, _ = remediate()
     assert_recovered(lab, fault, rc, report, output)
     assert not faults.orphan_offload_pids(lab.dc)
+    assert_health_check_needs_a_human(last_diagnosis(), fault)
+
+
+def assert_health_check_needs_a_human(diagnosis, fault):
+    """The daily health check's decision (health_check.yml's offload_health) on the fault's real diagnosis: a human
+    is needed, and the check names the scenario (and the container when the fault stopped one)."""
+    verdict = offload_health.assess(diagnosis, {"used_fraction": 0.1, "available_bytes": 2**30},
+                                    offload_health.check_thresholds(10, 20, 24, 0.8, 0.9))
+    assert verdict["status"] == "needs_human", verdict["summary_lines"]
+    checks = {c["check"]: c for c in verdict["checks"]}
+    assert f"scenario {fault.scenario}" in checks["diagnosis"]["evidence"], checks["diagnosis"]
+    down = [name for name, state in diagnosis["facts"]["containers"].items() if state.get("status") != "running"]
+    for name in down:
+        assert name in checks["containers"]["evidence"] and checks["containers"]["level"] == "failed", checks
 
 
 def test_jdbc_missing_escalates_and_changes_nothing(clean_lab):
