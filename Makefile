@@ -7,7 +7,7 @@ LAB := $(PY) lab/labctl.py
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup demo test lint lint-code bench lab-up lab-down lab-status lab-fault lab-clear lab-cycle lab-verify loop-up loop-down capacity-report watermark-maintenance
+.PHONY: setup demo test lint lint-code bench lab-up lab-down lab-status lab-fault lab-clear lab-cycle lab-verify loop-up loop-down capacity-report watermark-maintenance lab-twin-up lab-twin-down lab-twin-status
 
 setup:
 	@scripts/bootstrap.sh
@@ -33,6 +33,20 @@ lab-cycle:
 
 lab-verify:
 	@$(LAB) verify-data
+
+# Twins of the lab (docs/many-stacks.md): another K2 stack on this Docker engine, TWIN=b (default), c, ... with its
+# own names, ports, network and state. up/down keep .lab/twins/hosts.yml, the inventory of the lab and every twin up
+# (ansible-playbook -i .lab/twins/hosts.yml ...). Other labctl commands: $(PY) lab/twin.py <twin> <command>.
+TWIN ?= b
+
+lab-twin-up: setup
+	@$(PY) lab/twin.py $(TWIN) up
+
+lab-twin-down:
+	@$(PY) lab/twin.py $(TWIN) down
+
+lab-twin-status:
+	@$(PY) lab/twin.py $(TWIN) status
 
 # Prevention (runbook): the capacity report (read-only; JSON + HTML chart in reports/) and the weekly watermark
 # hygiene, against the lab. CHECK=1 adds --check --diff; PLAYBOOK_ARGS passes more (-e capacity_report_days=1 ...).

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LAB_LABEL = "io.k2-lab.managed"
+# The main lab: K2's container names, LAB_LABEL=true, state in .lab. A twin (lab/twin.py) differs in all three.
+DEFAULT_PREFIX = "k2-"
+DEFAULT_STATE_DIR = PROJECT_ROOT / ".lab"
+TWINS_DIR = DEFAULT_STATE_DIR / "twins"  # lab/twin.py: each twin's state dir, and their inventory
 
 
 def _env(name: str, default: str) -> str:
@@ -16,6 +21,8 @@ def _env(name: str, default: str) -> str:
 
 @dataclass(frozen=True)
 class LabConfig:
+    # Container names are f"{prefix}{service}" (k2-clickhouse, ...): another prefix is another K2 stack on this engine.
+    prefix: str = field(default_factory=lambda: _env("PREFIX", DEFAULT_PREFIX))
     network: str = field(default_factory=lambda: _env("NETWORK", "k2-network"))
     # Host ports default to K2's; all bind 127.0.0.1.
     port_clickhouse: int = field(default_factory=lambda: int(_env("PORT_CLICKHOUSE", "8123")))
@@ -42,9 +49,37 @@ class LabConfig:
     task_retry_delay_seconds: int = field(default_factory=lambda: int(_env("TASK_RETRY_DELAY_SECONDS", "1")))
     subflow_retries: int = field(default_factory=lambda: int(_env("SUBFLOW_RETRIES", "0")))
     alert_for: str = field(default_factory=lambda: _env("ALERT_FOR", "4s"))
+    # The product's early-warning rules (prometheus/): long enough that a worker restart (a few seconds) fires nothing.
+    early_warning_for: str = field(default_factory=lambda: _env("EARLY_WARNING_FOR", "15s"))
     scrape_interval: str = field(default_factory=lambda: _env("SCRAPE_INTERVAL", "2s"))
     jdbc_jar: str = "/opt/spark/jars/clickhouse-jdbc-0.4.6-all.jar"
-    state_dir: Path = field(default_factory=lambda: Path(_env("STATE_DIR", str(PROJECT_ROOT / ".lab"))))
+    state_dir: Path = field(default_factory=lambda: Path(_env("STATE_DIR", str(DEFAULT_STATE_DIR))))
+
+    def __post_init__(self) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", self.prefix) or (
+                self.prefix != DEFAULT_PREFIX and self.instance == "true"):
+            raise ValueError(f"K2_LAB_PREFIX {self.prefix!r}: lower-case letters, digits, '_', '.' or '-' (e.g. 'k2b-')")
+
+    def container(self, service: str) -> str:
+        """The container of `service` (its alias on the lab network: clickhouse, prefect-worker, spark-iceberg...)."""
+        return f"{self.prefix}{service}"
+
+    def volume(self, name: str) -> str:
+        return f"{self.prefix}lab-{name}"
+
+    @property
+    def instance(self) -> str:
+        """This lab's value of LAB_LABEL on its containers, network and volumes ("true" for the main lab, as before):
+        `labctl down` removes what carries its own value only, so one twin's down never touches another."""
+        return "true" if self.prefix == DEFAULT_PREFIX else self.prefix.rstrip("-._")
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {LAB_LABEL: self.instance}
+
+    @property
+    def is_main(self) -> bool:
+        return self.prefix == DEFAULT_PREFIX
 
     @property
     def venv(self) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tarfile
 import time
 import urllib.request
@@ -18,14 +19,12 @@ from pathlib import Path
 import lab_clients
 from config import LabConfig
 from docker.errors import NotFound
-from stack import LAB, LabError, render_flows, service_specs, wait_for
+from stack import LAB, LabError, label_filter, render_flows, service_specs, wait_for
 
 DEFAULT_TABLE = "bronze_trades_binance"
 JOB_OOM_MARKER = "/run/lab-pressure/job-oom"
 JDBC_SOURCE = LAB / "images/spark-iceberg/clickhouse-jdbc-0.4.6-all.jar"
 
-
-PGDATA_VOLUME = "k2-lab-pgdata"
 PG_VERSION_HIDDEN = "PG_VERSION.lab-fault"
 
 
@@ -41,6 +40,10 @@ class Fault:
     @property
     def label(self) -> str:
         return f"root cause {self.root_cause}" if self.root_cause else f"runbook scenario {self.scenario}"
+
+    def describe(self, cfg: LabConfig) -> str:
+        """The summary with this lab's container names (it is written with K2's)."""
+        return re.sub(r"\bk2-(?=[a-z])", cfg.prefix, self.summary)
 
 
 def _post(cfg: LabConfig, path: str) -> None:
@@ -63,19 +66,21 @@ def _require_layout(cfg: LabConfig, layout: str) -> None:
                        f"K2_LAB_WATERMARK_LAYOUT={layout} make lab-up")
 
 
-def kill(container: str):
+def kill(service: str):
+    """By service (lab/config.py LabConfig.container): the container's name is this lab's, known at injection time."""
     def inject(dc, cfg, table):
-        dc.containers.get(container).kill()
+        dc.containers.get(cfg.container(service)).kill()
     return inject
 
 
 def worker_oom(dc, cfg, table):
-    dc.containers.get("k2-prefect-worker").kill(signal="SIGUSR1")
-    wait_for("worker OOM kill", lambda: dc.containers.get("k2-prefect-worker").status == "exited", timeout=60)
+    worker = cfg.container("prefect-worker")
+    dc.containers.get(worker).kill(signal="SIGUSR1")
+    wait_for("worker OOM kill", lambda: dc.containers.get(worker).status == "exited", timeout=60)
 
 
 def clickhouse_memory(dc, cfg, table):
-    stats = dc.containers.get("k2-clickhouse").stats(stream=False)["memory_stats"]
+    stats = dc.containers.get(cfg.container("clickhouse")).stats(stream=False)["memory_stats"]
     # Without the page cache, as `docker stats` counts it: right after a start the cache is large, and a
     # ballast sized against it would leave ClickHouse far below its own memory limit.
     cache = stats.get("stats", {}).get("inactive_file", stats.get("stats", {}).get("cache", 0))
@@ -85,11 +90,11 @@ def clickhouse_memory(dc, cfg, table):
 
 def clickhouse_crashed(dc, cfg, table):
     _post(cfg, "/lab/crash")
-    wait_for("ClickHouse crash", lambda: dc.containers.get("k2-clickhouse").status == "exited", timeout=30)
+    wait_for("ClickHouse crash", lambda: dc.containers.get(cfg.container("clickhouse")).status == "exited", timeout=30)
 
 
 def disconnect(dc, cfg, table):
-    dc.networks.get(cfg.network).disconnect("k2-clickhouse")
+    dc.networks.get(cfg.network).disconnect(cfg.container("clickhouse"))
 
 
 def fault_file(name: str, content: str = "1"):
@@ -101,11 +106,11 @@ def fault_file(name: str, content: str = "1"):
 
 def job_oom(dc, cfg, table):
     # In the Spark container's tmpfs: the pressure persists across jobs and a container restart relieves it.
-    dc.containers.get("k2-spark-iceberg").exec_run(["touch", JOB_OOM_MARKER])
+    dc.containers.get(cfg.container("spark-iceberg")).exec_run(["touch", JOB_OOM_MARKER])
 
 
 def jdbc_missing(dc, cfg, table):
-    dc.containers.get("k2-spark-iceberg").exec_run(["rm", "-f", cfg.jdbc_jar])
+    dc.containers.get(cfg.container("spark-iceberg")).exec_run(["rm", "-f", cfg.jdbc_jar])
 
 
 def warehouse_permissions(dc, cfg, table):
@@ -113,24 +118,24 @@ def warehouse_permissions(dc, cfg, table):
     os.chown(cfg.warehouse_dir, 65534, 65534)
 
 
-def stop(container: str):
+def stop(service: str):
     def inject(dc, cfg, table):
-        dc.containers.get(container).stop(timeout=10)
+        dc.containers.get(cfg.container(service)).stop(timeout=10)
     return inject
 
 
-def _pgdata(dc) -> Path:
-    return Path(dc.volumes.get(PGDATA_VOLUME).attrs["Mountpoint"])
+def _pgdata(dc, cfg: LabConfig) -> Path:
+    return Path(dc.volumes.get(cfg.volume("pgdata")).attrs["Mountpoint"])
 
 
 def prefect_db_unsafe(dc, cfg, table):
     """PostgreSQL's data directory no longer looks like a cluster (PG_VERSION gone): the next start fails with a
     data-directory error, which remediation must escalate instead of starting it again and again."""
-    db = dc.containers.get("k2-prefect-db")
+    db = dc.containers.get(cfg.container("prefect-db"))
     db.stop(timeout=10)
-    (_pgdata(dc) / "PG_VERSION").rename(_pgdata(dc) / PG_VERSION_HIDDEN)
+    (_pgdata(dc, cfg) / "PG_VERSION").rename(_pgdata(dc, cfg) / PG_VERSION_HIDDEN)
     db.start()
-    wait_for("k2-prefect-db to exit on its data directory", lambda: dc.containers.get("k2-prefect-db").status == "exited",
+    wait_for(f"{db.name} to exit on its data directory", lambda: dc.containers.get(db.name).status == "exited",
              timeout=60)
 
 
@@ -172,7 +177,7 @@ def volume_spike(dc, cfg, table):
         cur.execute(f"SELECT max({column}) FROM offload_watermarks WHERE table_name = %s", (table,))  # noqa: S608
         watermark = cur.fetchone()[0]
     after = ["--after", watermark.isoformat()] if watermark else []
-    result = dc.containers.get("k2-feed").exec_run(
+    result = dc.containers.get(cfg.container("feed")).exec_run(
         ["python3", "/lab/services/feed/generator.py", "spike", "--table", table, "--factor", "10", *after])
     if result.exit_code != 0:
         output = result.output.decode(errors="replace").strip() or f"exit code {result.exit_code}"
@@ -181,24 +186,24 @@ def volume_spike(dc, cfg, table):
 
 FAULTS = {f.name: f for f in (
     Fault("worker-stopped", 1, "k2-prefect-worker stopped: scheduled runs pile up, nothing offloads",
-          stop("k2-prefect-worker")),
+          stop("prefect-worker")),
     Fault("worker-oom", 1, "k2-prefect-worker OOM-killed (exit 137, OOMKilled=true)", worker_oom),
     Fault("worker-killed", 1, "k2-prefect-worker killed (SIGKILL): its flow run stays RUNNING for ever, its job goes on",
-          kill("k2-prefect-worker")),
+          kill("prefect-worker")),
     Fault("prefect-db-stopped", 0, "k2-prefect-db stopped: Prefect's database and the watermarks are gone",
-          stop("k2-prefect-db"), root_cause="prefect_db"),
+          stop("prefect-db"), root_cause="prefect_db"),
     Fault("prefect-db-unsafe", 0, "k2-prefect-db exits at start on a data-directory error (starting it is unsafe)",
           prefect_db_unsafe, root_cause="prefect_db"),
     Fault("prefect-server-stopped", 0, "k2-prefect-server stopped: no API, no scheduling, workers cannot poll",
-          stop("k2-prefect-server"), root_cause="prefect_server"),
+          stop("prefect-server"), root_cause="prefect_server"),
     Fault("prometheus-stopped", 0, "k2-prometheus stopped: the alert cannot fire (alerting blind)",
-          stop("k2-prometheus"), root_cause="monitoring"),
-    Fault("clickhouse-stopped", 2, "k2-clickhouse stopped: offload fails reading ClickHouse", stop("k2-clickhouse")),
+          stop("prometheus"), root_cause="monitoring"),
+    Fault("clickhouse-stopped", 2, "k2-clickhouse stopped: offload fails reading ClickHouse", stop("clickhouse")),
     Fault("clickhouse-crashed", 2, "k2-clickhouse crashed (exit 139, fatal lines in its log)", clickhouse_crashed),
     Fault("clickhouse-memory", 2, "k2-clickhouse above 90% of its memory limit: queries fail with code 241",
           clickhouse_memory),
     Fault("clickhouse-disconnected", 2, "k2-clickhouse disconnected from the lab network", disconnect),
-    Fault("spark-stopped", 3, "k2-spark-iceberg stopped: docker exec fails", stop("k2-spark-iceberg")),
+    Fault("spark-stopped", 3, "k2-spark-iceberg stopped: docker exec fails", stop("spark-iceberg")),
     Fault("job-oom", 3, "the offload job is OOM-killed inside k2-spark-iceberg (exit 137)", job_oom),
     Fault("jdbc-missing", 3, "the JDBC driver file is missing from /opt/spark/jars", jdbc_missing),
     Fault("warehouse-permissions", 3, "the Iceberg warehouse is not writable (owner nobody, r-x)",
@@ -257,10 +262,11 @@ def inject_during_remediation(dc, cfg: LabConfig, name: str, step: str, running_
     return inject(dc, cfg, name, table)
 
 
-def orphan_offload_pids(dc) -> list[int]:
-    """PIDs (container namespace) of offload_generic.py processes running in k2-spark-iceberg."""
+def orphan_offload_pids(dc, cfg: LabConfig | None = None) -> list[int]:
+    """PIDs (container namespace) of offload_generic.py processes running in the Spark container (the main lab's by
+    default)."""
     try:
-        ctr = dc.containers.get("k2-spark-iceberg")
+        ctr = dc.containers.get((cfg or LabConfig()).container("spark-iceberg"))
     except NotFound:
         return []
     if ctr.status != "running":
@@ -275,18 +281,18 @@ def clear(dc, cfg: LabConfig, reset_table: Callable[[str], None]) -> list[str]:
     for f in cfg.faults_dir.glob("*"):
         f.unlink()
         actions.append(f"removed fault file {f.name}")
-    spark = dc.containers.get("k2-spark-iceberg")
+    spark = dc.containers.get(cfg.container("spark-iceberg"))
     if cfg.warehouse_dir.stat().st_uid != 0 or (cfg.warehouse_dir.stat().st_mode & 0o777) != 0o775:
         os.chown(cfg.warehouse_dir, 0, 0)
         cfg.warehouse_dir.chmod(0o775)
         actions.append("restored warehouse owner/mode")
-    hidden = _pgdata(dc) / PG_VERSION_HIDDEN
+    hidden = _pgdata(dc, cfg) / PG_VERSION_HIDDEN
     if hidden.exists():
         hidden.rename(hidden.with_name("PG_VERSION"))
         actions.append("restored PostgreSQL's PG_VERSION")
     network = dc.networks.get(cfg.network)
     order = [spec["name"] for spec in service_specs(cfg)]  # dependencies first: the database before Prefect
-    managed = dc.containers.list(all=True, filters={"label": "io.k2-lab.managed=true"})
+    managed = dc.containers.list(all=True, filters=label_filter(cfg))
     for ctr in sorted(managed, key=lambda c: order.index(c.name) if c.name in order else len(order)):
         if ctr.status == "paused":
             ctr.unpause()
@@ -317,9 +323,9 @@ def clear(dc, cfg: LabConfig, reset_table: Callable[[str], None]) -> list[str]:
     for run in prefect.running_runs():  # left RUNNING by a killed worker or an interrupted test: a zombie
         prefect.set_state(run["id"], "CRASHED", "lab clear: left over by an interrupted run")
         actions.append(f"crashed left-over flow run {run['name']}")
-    for pid in orphan_offload_pids(dc):
+    for pid in orphan_offload_pids(dc, cfg):
         spark.exec_run(["kill", "-9", str(pid)])
-        actions.append(f"killed orphan offload process {pid} in k2-spark-iceberg")
+        actions.append(f"killed orphan offload process {pid} in {spark.name}")
     wait_for("ClickHouse", lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_clickhouse}/ping"), timeout=60)
     _post(cfg, "/lab/ballast?mb=0")
     reg = _registry(cfg)

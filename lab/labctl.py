@@ -19,7 +19,7 @@ import faults  # noqa: E402
 import lab_clients  # noqa: E402
 import offload_truth  # noqa: E402
 import stack  # noqa: E402
-from config import LabConfig  # noqa: E402
+from config import TWINS_DIR, LabConfig  # noqa: E402
 from stack import LabError  # noqa: E402
 from table_config import TABLE_CONFIG, by_source  # noqa: E402
 
@@ -33,7 +33,7 @@ def _tables(cfg: LabConfig) -> list[dict]:
 def up(cfg: LabConfig, args) -> int:
     started = time.monotonic()
     dc = stack.client()
-    foreign = stack.foreign_lab(dc)
+    foreign = stack.foreign_lab(dc, cfg)
     if foreign:
         print(f"replacing a lab from another checkout ({', '.join(foreign)})")
         down(cfg, argparse.Namespace(images=False))
@@ -48,22 +48,22 @@ def up(cfg: LabConfig, args) -> int:
     stack.ensure_network(dc, cfg)
     specs = {s["name"]: s for s in stack.service_specs(cfg)}
     _check_ports(dc, cfg, specs)
-    first = ["k2-prefect-db", "k2-clickhouse", "k2-prefect-server", "k2-spark-iceberg", "k2-prometheus",
-             "k2-alertmanager"]
-    for name in first:
+    db, clickhouse, server = cfg.container("prefect-db"), cfg.container("clickhouse"), cfg.container("prefect-server")
+    for name in (db, clickhouse, server, cfg.container("spark-iceberg"), cfg.container("prometheus"),
+                 cfg.container("alertmanager")):
         print(f"{name}: {stack.ensure_container(dc, cfg, specs[name])}")
-    stack.wait_for("k2-prefect-db", lambda: dc.containers.get("k2-prefect-db").exec_run(
+    stack.wait_for(db, lambda: dc.containers.get(db).exec_run(
         ["/usr/lib/postgresql/15/bin/pg_isready", "-q", "-h", "127.0.0.1", "-U", "postgres"]).exit_code == 0)
-    stack.wait_for("k2-clickhouse", lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_clickhouse}/ping"))
+    stack.wait_for(clickhouse, lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_clickhouse}/ping"))
     ch = lab_clients.clickhouse(cfg, database="default")
     for statement in DDL.read_text().split(";"):
         if "CREATE" in statement:
             ch.command(statement)
     prefect = lab_clients.Prefect(cfg)
-    stack.wait_for("k2-prefect-server", prefect.healthy, timeout=120)
-    for name in ("k2-prefect-worker", "k2-feed"):
+    stack.wait_for(server, prefect.healthy, timeout=120)
+    for name in (cfg.container("prefect-worker"), cfg.container("feed")):
         print(f"{name}: {stack.ensure_container(dc, cfg, specs[name])}")
-    worker = dc.containers.get("k2-prefect-worker")
+    worker = dc.containers.get(cfg.container("prefect-worker"))
     try:
         prefect.deployment()
     except Exception:  # noqa: BLE001 - not deployed yet
@@ -72,7 +72,7 @@ def up(cfg: LabConfig, args) -> int:
             raise LabError(f"deployment failed: {res.output.decode(errors='replace').strip()[-400:]}") from None
         print("deployed iceberg-offload-main/iceberg-offload-15min (schedule paused)")
     if stack.ensure_spark_cds_archive(dc, cfg):
-        print("k2-spark-iceberg: built the Spark driver's class-data archive")
+        print(f"{cfg.container('spark-iceberg')}: built the Spark driver's class-data archive")
     stack.wait_for("worker polling pool iceberg-offload", prefect.worker_online, timeout=60)
     stack.wait_for("offload metrics", lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_metrics}/metrics"))
     print(f"lab up in {time.monotonic() - started:.1f} s")
@@ -81,7 +81,7 @@ def up(cfg: LabConfig, args) -> int:
 
 def _check_ports(dc, cfg, specs) -> None:
     import socket
-    running = {c.name for c in dc.containers.list(filters={"label": "io.k2-lab.managed=true"})}
+    running = {c.name for c in dc.containers.list(filters=stack.label_filter(cfg))}
     for spec in specs.values():
         if spec["name"] in running:
             continue
@@ -93,30 +93,48 @@ def _check_ports(dc, cfg, specs) -> None:
 
 
 def down(cfg: LabConfig, args) -> int:
+    """Remove this instance only: what carries its own label value (another instance's containers, network and
+    volumes carry theirs) and its state dir."""
+    if args.images and not cfg.is_main:
+        raise LabError("the images are shared with the main lab: remove them with the main lab's `down --images`")
     dc = stack.client()
-    for ctr in stack.lab_containers(dc):
+    for ctr in stack.lab_containers(dc, cfg):
         ctr.remove(force=True)
         print(f"removed container {ctr.name}")
-    for net in dc.networks.list(filters={"label": "io.k2-lab.managed=true"}):
+    for net in dc.networks.list(filters=stack.label_filter(cfg)):
         net.remove()
         print(f"removed network {net.name}")
-    for vol in dc.volumes.list(filters={"label": "io.k2-lab.managed=true"}):
+    for vol in dc.volumes.list(filters=stack.label_filter(cfg)):
         vol.remove(force=True)
         print(f"removed volume {vol.name}")
     if args.images:
         for img in dc.images.list(filters={"label": "io.k2-lab.managed=true"}):
             dc.images.remove(img.id, force=True)
         print("removed lab images")
-    if cfg.state_dir.exists():
-        shutil.rmtree(cfg.state_dir)
+    _remove_state_dir(cfg)
     return 0
+
+
+def _remove_state_dir(cfg: LabConfig) -> None:
+    if not cfg.state_dir.exists():
+        return
+    for entry in cfg.state_dir.iterdir():
+        if entry == TWINS_DIR:  # the twins' state dirs, nested in the main lab's: each twin's own `down` removes it
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    if not any(cfg.state_dir.iterdir()):
+        cfg.state_dir.rmdir()
 
 
 def status(cfg: LabConfig, args) -> int:
     dc = stack.client()
-    containers = {c.name: c for c in stack.lab_containers(dc)}
+    containers = {c.name: c for c in stack.lab_containers(dc, cfg)}
     if not containers:
-        raise LabError("the lab is not up: run `make lab-up`")
+        raise LabError("the lab is not up: run `make lab-up`" if cfg.is_main else
+                       f"the twin {cfg.prefix}* is not up: run `make lab-twin-up TWIN=<name>`")
     healthy = True
     for spec in stack.service_specs(cfg):
         ctr = containers.get(spec["name"])
@@ -130,7 +148,7 @@ def status(cfg: LabConfig, args) -> int:
     probes = {
         "clickhouse /ping": lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_clickhouse}/ping"),
         "prefect /api/health": lambda: lab_clients.Prefect(cfg).healthy(),
-        "offload metrics :8000": lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_metrics}/metrics"),
+        f"offload metrics :{cfg.port_metrics}": lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_metrics}/metrics"),
         "prometheus ready": lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_prometheus}/-/ready"),
     }
     for name, probe in probes.items():
@@ -154,7 +172,7 @@ def fault(cfg: LabConfig, args) -> int:
         f = faults.inject_during_remediation(stack.client(), cfg, args.name, args.at_step, args.running_run, args.table)
     else:
         f = faults.inject(stack.client(), cfg, args.name, args.table)
-    print(f"injected {f.name} ({f.label}) on {args.table}: {f.summary}")
+    print(f"injected {f.name} ({f.label}) on {args.table}: {f.describe(cfg)}")
     return 0
 
 

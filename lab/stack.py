@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import tarfile
@@ -11,13 +12,13 @@ import time
 from pathlib import Path
 
 import docker
-from config import LAB_LABEL, PROJECT_ROOT, LabConfig
+from config import DEFAULT_STATE_DIR, LAB_LABEL, PROJECT_ROOT, LabConfig
 from docker.errors import NotFound
 
 LAB = PROJECT_ROOT / "lab"
 SERVICES = LAB / "services"
 BASE_IMAGE = "k2-lab/base:1"
-LABELS = {LAB_LABEL: "true"}
+LABELS = {LAB_LABEL: "true"}  # the images, shared by every lab instance; containers carry LabConfig.labels
 ROOT_LABEL = "io.k2-lab.root"  # the checkout a container's mounts point into
 SPEC_LABEL = "io.k2-lab.spec"  # digest of the spec the container was created from
 # Skeleton image: host programs run from a read-only /usr, so the image holds only dirs and /etc.
@@ -86,6 +87,7 @@ def build_images(dc) -> list[str]:
 
 
 SPARK_LAB_DIR = "/opt/k2-spark-lab"
+FLOW_SPARK_CONTAINER = "k2-spark-iceberg"  # the flow's K2_SPARK_CONTAINER default (lab/services/flows)
 SPARK_CDS_DIR = "/var/lib/k2-spark-cds"
 # Lab only: the offload job's local-mode driver otherwise spends ~15 s of each ~20 s run starting and warming up
 # on this 2-core machine. C1 JIT only, plus an application class-data archive built once by `labctl up`
@@ -107,7 +109,10 @@ def ensure_spark_cds_archive(dc, cfg: LabConfig) -> bool:
         return False
     cfg.spark_cds_dir.mkdir(parents=True, exist_ok=True)
     archive.unlink(missing_ok=True)
-    res = dc.containers.get("k2-spark-iceberg").exec_run(
+    if _share_spark_cds_archive(cfg, key, archive):
+        key_file.write_text(key)
+        return False
+    res = dc.containers.get(cfg.container("spark-iceberg")).exec_run(
         ["python3", f"{SPARK_LAB_DIR}/build_cds_archive.py", f"{SPARK_CDS_DIR}/driver.jsa"],
         environment={"PYSPARK_SUBMIT_ARGS": "pyspark-shell"})  # no archive to read while writing one
     if not archive.exists():
@@ -115,6 +120,26 @@ def ensure_spark_cds_archive(dc, cfg: LabConfig) -> bool:
                        f"{res.output.decode(errors='replace').strip()[-400:]}")
     key_file.write_text(key)
     return True
+
+
+def _share_spark_cds_archive(cfg: LabConfig, key: str, archive: Path) -> bool:
+    """Take another lab instance's archive made for the same JVM and jars (every instance mounts the same /usr and
+    venv at the same paths) instead of building one: a hard link, so that the donor's `down` or rebuild (unlink,
+    then a new file) leaves this copy intact."""
+    for donor in (DEFAULT_STATE_DIR / "spark-cds", *sorted(DEFAULT_STATE_DIR.glob("twins/*/spark-cds"))):
+        if donor == cfg.spark_cds_dir:
+            continue
+        try:
+            if (donor / "driver.key").read_text() != key:
+                continue
+            try:
+                archive.hardlink_to(donor / "driver.jsa")
+            except OSError:  # another filesystem, or the donor's archive is gone
+                shutil.copy2(donor / "driver.jsa", archive)
+            return True
+        except OSError:
+            continue
+    return False
 
 
 def _java_home() -> str:
@@ -130,24 +155,28 @@ def service_specs(cfg: LabConfig) -> list[dict]:
               "PREFECT_DB_USER": cfg.db_user, "PREFECT_DB_PASSWORD": cfg.db_password}
     offload_env = {"K2_OFFLOAD_LAYERS": ",".join(cfg.layers), "CLICKHOUSE_PASSWORD": cfg.clickhouse_password}
     ch_limit = 1536 * 1024 * 1024
+    spark = cfg.container("spark-iceberg")
+    # The flow `docker exec`s into the Spark container by name; K2's name is the flow's default, so only a twin passes
+    # its own (the main lab's worker spec, and so its digest, stays as it was).
+    spark_env = {} if spark == FLOW_SPARK_CONTAINER else {"K2_SPARK_CONTAINER": spark}
     return [
-        dict(name="k2-prefect-db", image="k2-lab/postgres:1", aliases=["prefect-db"], mem="512m",
+        dict(name=cfg.container("prefect-db"), image="k2-lab/postgres:1", aliases=["prefect-db"], mem="512m",
              ports={5432: cfg.port_postgres},
-             volumes={"k2-lab-pgdata": "/var/lib/postgresql/data"},
+             volumes={cfg.volume("pgdata"): "/var/lib/postgresql/data"},
              binds={str(SERVICES / "postgres/entrypoint.sh"): "/docker-entrypoint.sh",
                     str(SERVICES / "postgres"): "/docker-entrypoint-initdb.d"},
              env={"POSTGRES_USER": cfg.db_user, "POSTGRES_PASSWORD": cfg.db_password, "POSTGRES_DB": cfg.db_name,
                   "WATERMARK_LAYOUT": cfg.watermark_layout}),
-        dict(name="k2-clickhouse", image="k2-lab/clickhouse:1", aliases=["clickhouse"], mem=ch_limit,
-             ports={8123: cfg.port_clickhouse}, volumes={"k2-lab-chdata": "/var/lib/clickhouse"},
+        dict(name=cfg.container("clickhouse"), image="k2-lab/clickhouse:1", aliases=["clickhouse"], mem=ch_limit,
+             ports={8123: cfg.port_clickhouse}, volumes={cfg.volume("chdata"): "/var/lib/clickhouse"},
              env={"CLICKHOUSE_PASSWORD": cfg.clickhouse_password, "CLICKHOUSE_DATA_DIR": "/var/lib/clickhouse",
                   "LAB_MEMORY_LIMIT_BYTES": str(ch_limit)}),
-        dict(name="k2-prefect-server", image="k2-lab/prefect:1", aliases=["prefect-server"], mem="1g",
+        dict(name=cfg.container("prefect-server"), image="k2-lab/prefect:1", aliases=["prefect-server"], mem="1g",
              ports={4200: cfg.port_prefect},
              env={"PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://{cfg.db_user}:{cfg.db_password}"
                                                         f"@prefect-db:5432/{cfg.db_name}",
                   "PREFECT_UI_API_URL": f"http://127.0.0.1:{cfg.port_prefect}/api"}),
-        dict(name="k2-spark-iceberg", image="k2-lab/spark-iceberg:1", aliases=["spark-iceberg"], mem="2g",
+        dict(name=spark, image="k2-lab/spark-iceberg:1", aliases=["spark-iceberg"], mem="2g",
              cap_drop=["DAC_OVERRIDE", "DAC_READ_SEARCH"],  # so that warehouse permissions bite, as for K2's user
              binds={str(SERVICES / "offload"): "/home/iceberg/offload",
                     str(cfg.faults_dir): "/run/lab-faults", str(SERVICES / "spark"): SPARK_LAB_DIR},
@@ -156,7 +185,7 @@ def service_specs(cfg: LabConfig) -> list[dict]:
              tmpfs={"/run/lab-pressure": "size=1m"},
              env={**db_env, **offload_env, "JAVA_HOME": _java_home(), "LAB_FAULT_DIR": "/run/lab-faults",
                   "PYSPARK_SUBMIT_ARGS": SPARK_DRIVER_TUNING}),
-        dict(name="k2-prefect-worker", image="k2-lab/prefect:1", aliases=["prefect-worker"], mem="768m",
+        dict(name=cfg.container("prefect-worker"), image="k2-lab/prefect:1", aliases=["prefect-worker"], mem="768m",
              ports={8000: cfg.port_metrics},
              binds={str(cfg.flows_dir): "/opt/prefect/flows", str(SERVICES / "prefect"): "/opt/prefect/lab"},
              rw_binds={"/var/run/docker.sock": "/var/run/docker.sock"},
@@ -167,27 +196,30 @@ def service_specs(cfg: LabConfig) -> list[dict]:
                   "PREFECT_WORKER_HEARTBEAT_SECONDS": "10",
                   "PROMETHEUS_MULTIPROC_DIR": "/tmp/offload-metrics",
                   "K2_OFFLOAD_TASK_RETRY_DELAY_SECONDS": str(cfg.task_retry_delay_seconds),
-                  "K2_OFFLOAD_SUBFLOW_RETRIES": str(cfg.subflow_retries)}),
-        dict(name="k2-feed", image="k2-lab/feed:1", aliases=["feed"], mem="384m",
+                  "K2_OFFLOAD_SUBFLOW_RETRIES": str(cfg.subflow_retries), **spark_env}),
+        dict(name=cfg.container("feed"), image="k2-lab/feed:1", aliases=["feed"], mem="384m",
              env={"CLICKHOUSE_PASSWORD": cfg.clickhouse_password,
                   "K2_LAB_FEED_ROWS_PER_SECOND": str(cfg.feed_rows_per_second),
                   "K2_LAB_BACKFILL_MINUTES": str(cfg.backfill_minutes)}),
         # Monitoring lives in the host's network namespace, listening on 127.0.0.1 only: Alertmanager must reach the
         # alert-driven loop's webhook on the host's loopback (make loop-up), which no bridge container can. So
         # Prometheus reaches Alertmanager there too, and scrapes the worker through its published port.
-        dict(name="k2-prometheus", image="k2-lab/prometheus:1", aliases=["prometheus"], mem="256m", network_mode="host",
-             ports={cfg.port_prometheus: cfg.port_prometheus},
+        dict(name=cfg.container("prometheus"), image="k2-lab/prometheus:1", aliases=["prometheus"], mem="256m",
+             network_mode="host", ports={cfg.port_prometheus: cfg.port_prometheus},
              binds={str(cfg.state_dir / "prometheus"): "/etc/prometheus"},
              command=["/usr/bin/prometheus", "--config.file=/etc/prometheus/prometheus.yml",
                       "--storage.tsdb.path=/prometheus", f"--web.listen-address=127.0.0.1:{cfg.port_prometheus}",
                       f"--web.external-url=http://127.0.0.1:{cfg.port_prometheus}"]),
-        dict(name="k2-alertmanager", image="k2-lab/prometheus:1", aliases=["alertmanager"], mem="128m",
+        dict(name=cfg.container("alertmanager"), image="k2-lab/prometheus:1", aliases=["alertmanager"], mem="128m",
              network_mode="host", ports={cfg.port_alertmanager: cfg.port_alertmanager},
              binds={str(cfg.state_dir / "prometheus"): "/etc/prometheus"},
              command=["/usr/bin/prometheus-alertmanager", "--config.file=/etc/prometheus/alertmanager.yml",
                       "--storage.path=/tmp/alertmanager", f"--web.listen-address=127.0.0.1:{cfg.port_alertmanager}",
                       f"--web.external-url=http://127.0.0.1:{cfg.port_alertmanager}", "--cluster.listen-address="]),
     ]
+
+
+EARLY_WARNING_RULES = "k2-offload-early-warning.rules.yml"
 
 
 def render_prometheus(cfg: LabConfig) -> None:
@@ -200,6 +232,11 @@ def render_prometheus(cfg: LabConfig) -> None:
     (out / "rules/iceberg-offload-alerts.yml").write_text(
         (src / "iceberg-offload-alerts.yml.tmpl").read_text().format(**values))
     (out / "alertmanager.yml").write_text((src / "alertmanager.yml.tmpl").read_text().format(**values))
+    # The product's early-warning rules as shipped, their `for` shortened like the K2 rules' above, so that a
+    # stopped worker (IcebergOffloadMetricsDown) reaches the alert-driven loop within seconds.
+    early = (PROJECT_ROOT / "prometheus" / EARLY_WARNING_RULES).read_text()
+    (out / "rules" / EARLY_WARNING_RULES).write_text(
+        re.sub(r"^(\s+for: )\S+$", rf"\g<1>{cfg.early_warning_for}", early, flags=re.M))
 
 
 FLOW_TIMEOUT_LITERAL = "timeout=600)"  # K2's literal in offload_table's subprocess.run
@@ -232,7 +269,7 @@ def ensure_network(dc, cfg: LabConfig):
     try:
         return dc.networks.get(cfg.network)
     except NotFound:
-        return dc.networks.create(cfg.network, driver="bridge", labels=LABELS)
+        return dc.networks.create(cfg.network, driver="bridge", labels=cfg.labels)
 
 
 def ensure_container(dc, cfg: LabConfig, spec: dict) -> str:
@@ -257,7 +294,7 @@ def ensure_container(dc, cfg: LabConfig, spec: dict) -> str:
         try:
             dc.volumes.get(vol)
         except NotFound:
-            dc.volumes.create(vol, labels=LABELS)
+            dc.volumes.create(vol, labels=cfg.labels)
     common = service_common(cfg)
     volumes.update({h: {"bind": c, "mode": "ro"} for h, c in common["mounts"].items()})
     # In the host's network namespace the process binds its ports itself (127.0.0.1, its command says so): nothing
@@ -268,7 +305,7 @@ def ensure_container(dc, cfg: LabConfig, spec: dict) -> str:
         "hostname": spec["aliases"][0]}
     ctr = dc.containers.create(
         spec["image"], name=spec["name"], command=spec.get("command"),
-        labels={**LABELS, "io.k2-lab.service": spec["name"], ROOT_LABEL: str(PROJECT_ROOT), SPEC_LABEL: digest},
+        labels={**cfg.labels, "io.k2-lab.service": spec["name"], ROOT_LABEL: str(PROJECT_ROOT), SPEC_LABEL: digest},
         environment={**common["env"], **spec.get("env", {})}, volumes=volumes, mem_limit=spec["mem"],
         cap_drop=spec.get("cap_drop"), tmpfs=spec.get("tmpfs"), detach=True, **net)
     if not host_net:
@@ -301,10 +338,15 @@ def wait_for(what: str, probe, timeout: float = 90.0, interval: float = 0.5):
     raise LabError(f"{what} not ready after {timeout:.0f} s ({last or 'no answer'}); see `docker logs`")
 
 
-def lab_containers(dc):
-    return dc.containers.list(all=True, filters={"label": f"{LAB_LABEL}=true"})
+def label_filter(cfg: LabConfig | None = None) -> dict:
+    """Docker filter for this lab instance's containers, networks and volumes (the main lab's by default)."""
+    return {"label": f"{LAB_LABEL}={(cfg or LabConfig()).instance}"}
 
 
-def foreign_lab(dc) -> list[str]:
+def lab_containers(dc, cfg: LabConfig | None = None):
+    return dc.containers.list(all=True, filters=label_filter(cfg))
+
+
+def foreign_lab(dc, cfg: LabConfig | None = None) -> list[str]:
     """Lab containers created from another checkout (their mounts point elsewhere): they must be replaced."""
-    return [c.name for c in lab_containers(dc) if c.labels.get(ROOT_LABEL) != str(PROJECT_ROOT)]
+    return [c.name for c in lab_containers(dc, cfg) if c.labels.get(ROOT_LABEL) != str(PROJECT_ROOT)]

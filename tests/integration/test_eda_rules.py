@@ -22,7 +22,9 @@ RULEBOOKS = ROOT / "extensions" / "eda" / "rulebooks"
 VARIANTS = {"cli": RULEBOOKS / "iceberg-offload-cli.yml", "controller": RULEBOOKS / "iceberg-offload-controller.yml"}
 FIXTURES = ROOT / "tests" / "fixtures" / "alertmanager"
 MARKER = "K2-EDA-REMEDIATE"
-ALERT_VARS = ("k2_alert_name", "k2_alert_table", "k2_alert_starts_at", "k2_alert_fingerprint")
+# The alert's identity each rule hands to the remediation: the runbook's alert names its table; the early-warning
+# IcebergOffloadMetricsDown (a stopped worker, which the runbook's alert cannot see) names the scrape job.
+ALERT_VARS = ("k2_alert_name", "k2_alert_table", "k2_alert_job", "k2_alert_starts_at", "k2_alert_fingerprint")
 
 # The notifications in the order Alertmanager would send them, and the remediations they must start, in order.
 REPLAY = [
@@ -32,19 +34,22 @@ REPLAY = [
     "resolved.json",  # silver_trades resolved: nothing, though this table never fired (not the throttle)
     "mixed-group.json",  # group firing: ohlcv_1h fires (remediate), ohlcv_5m is resolved (nothing)
     "other-alertname.json",  # IcebergOffloadLagCritical for ohlcv_1m: another runbook, nothing
+    "metrics-down.json",  # the worker's metrics are down: remediate (the diagnosis finds the tables)
+    "metrics-down.json",  # repeated: throttled (same scrape job)
+    "metrics-down-resolved.json",  # resolved: nothing
 ]
 EXPECTED_TABLES = ["bronze_trades_binance", "bronze_trades_kraken", "bronze_trades_coinbase", "ohlcv_1h"]
 
 
 def _load(path: Path) -> dict:
     rulesets = yaml.safe_load(path.read_text())
-    assert len(rulesets) == 1 and len(rulesets[0]["rules"]) == 1, f"{path.name}: one ruleset with one rule"
+    assert len(rulesets) == 1 and len(rulesets[0]["rules"]) == 2, f"{path.name}: one ruleset with two rules"
     return rulesets[0]
 
 
-def _action_vars(ruleset: dict) -> dict:
+def _action_vars(rule: dict) -> dict:
     """The extra vars the rule's action hands to the remediation, as templates."""
-    action = ruleset["rules"][0]["action"]
+    action = rule["action"]
     if "run_playbook" in action:
         assert action["run_playbook"]["name"] == "playbooks/remediate.yml"
         return action["run_playbook"]["extra_vars"]
@@ -55,21 +60,23 @@ def _action_vars(ruleset: dict) -> dict:
 
 def _without_action(ruleset: dict) -> dict:
     ruleset = copy.deepcopy(ruleset)
-    ruleset["rules"][0].pop("action")
+    for rule in ruleset["rules"]:
+        rule.pop("action")
     return ruleset
 
 
 def _alert(fixture: str, table: str) -> dict:
     alerts = json.loads((FIXTURES / fixture).read_text())["alerts"]
-    return next(a for a in alerts if a["labels"]["table"] == table)
+    return next(a for a in alerts if a["labels"].get("table") == table)
 
 
 def test_the_two_variants_differ_only_in_the_action():
     cli, controller = (_load(p) for p in VARIANTS.values())
     assert _without_action(cli) == _without_action(controller)
-    alert_vars = {k: v for k, v in _action_vars(cli).items() if k in ALERT_VARS}
-    assert alert_vars.keys() == set(ALERT_VARS)
-    assert {k: v for k, v in _action_vars(controller).items()} == alert_vars
+    for cli_rule, controller_rule in zip(cli["rules"], controller["rules"]):
+        alert_vars = {k: v for k, v in _action_vars(cli_rule).items() if k in ALERT_VARS}
+        assert {"k2_alert_name", "k2_alert_starts_at", "k2_alert_fingerprint"} <= alert_vars.keys()
+        assert _action_vars(controller_rule) == alert_vars
 
 
 def test_the_webhook_listens_on_loopback_unless_told_otherwise():
@@ -93,9 +100,9 @@ def _replay_rulebook(tmp_path: Path) -> Path:
         source = ruleset["sources"][0]
         assert source.pop("eda.builtin.webhook"), "the source is Alertmanager's webhook"
         source["eda.builtin.generic"] = {"payload_file": str(payload), "shutdown_after": 1}
-        rule = ruleset["rules"][0]
-        shown = " ".join(f"{k}={_action_vars(ruleset)[k]}" for k in ALERT_VARS)
-        rule["action"] = {"debug": {"msg": f"{MARKER} variant={variant} {shown}"}}
+        for rule in ruleset["rules"]:
+            shown = " ".join(f"{k}={v}" for k, v in _action_vars(rule).items() if k in ALERT_VARS)
+            rule["action"] = {"debug": {"msg": f"{MARKER} variant={variant} {shown}"}}
         ruleset["name"] = f"{ruleset['name']} [{variant}]"
         rulesets.append(ruleset)
     replay = tmp_path / "replay.yml"
@@ -122,5 +129,8 @@ def test_replayed_notifications_start_exactly_the_expected_remediations(tmp_path
     expected = [{"k2_alert_name": "IcebergOffloadConsecutiveFailures", "k2_alert_table": table,
                  "k2_alert_starts_at": _alert(fixture_of[table], table)["startsAt"],
                  "k2_alert_fingerprint": _alert(fixture_of[table], table)["fingerprint"]} for table in EXPECTED_TABLES]
+    down = json.loads((FIXTURES / "metrics-down.json").read_text())["alerts"][0]
+    expected.append({"k2_alert_name": "IcebergOffloadMetricsDown", "k2_alert_job": "iceberg-scheduler",
+                     "k2_alert_starts_at": down["startsAt"], "k2_alert_fingerprint": down["fingerprint"]})
     for variant, remediations in started.items():
         assert remediations == expected, f"{variant}: {output[-3000:]}"

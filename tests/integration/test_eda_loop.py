@@ -1,0 +1,96 @@
+"""The alert-driven closed loop on the lab, no human command after the fault: the worker dies -> its metrics are gone
+-> Prometheus fires IcebergOffloadMetricsDown (the runbook's own alert cannot fire: a dead worker runs nothing, so
+nothing fails) -> Alertmanager posts to the rulebook's webhook -> ansible-rulebook runs remediate.yml -> the worker
+is started and the recovery verified. This is worker-oom's end-to-end test (test_lab_faults.py leaves it here).
+Throttling and resolved alerts are replayed exhaustively in test_eda_rules.py; here the real chain shows them once."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import urllib.parse
+import urllib.request
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from test_lab_faults import CHECKS
+
+ROOT = Path(__file__).resolve().parents[2]
+REPORTS = ROOT / "reports"
+LOOP = ROOT / "scripts" / "loop.sh"
+
+
+def _loop(command: str, lab) -> None:
+    env = {**os.environ, "K2_LAB_PORT_EDA": str(lab.cfg.port_eda), "K2_LAB_STATE_DIR": str(lab.cfg.state_dir)}
+    proc = subprocess.run([str(LOOP), command], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _records() -> list[dict]:
+    log = REPORTS / "incidents.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+
+
+def _alertmanager(lab, method: str, path: str, body: dict | None = None):
+    request = urllib.request.Request(f"http://127.0.0.1:{lab.cfg.port_alertmanager}/api/v2/{path}", method=method,
+                                     data=json.dumps(body).encode() if body is not None else None,
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as resp:
+        text = resp.read()
+    return json.loads(text) if text else None
+
+
+@pytest.fixture
+def loop(clean_lab):
+    """The loop, started before the fault as it runs in production. Earlier tests' failures keep the runbook's alert
+    firing for its 15-minute window: silenced here, so that only this test's fault reaches the loop."""
+    now = datetime.now(timezone.utc)
+    silence = _alertmanager(clean_lab, "POST", "silences", {
+        "matchers": [{"name": "alertname", "value": "IcebergOffloadConsecutiveFailures", "isRegex": False}],
+        "startsAt": now.isoformat(), "endsAt": (now + timedelta(hours=1)).isoformat(),
+        "createdBy": "tests/integration/test_eda_loop.py", "comment": "earlier tests' failures, not this test's"})
+    _loop("up", clean_lab)
+    try:
+        yield clean_lab
+    finally:
+        _loop("down", clean_lab)
+        _alertmanager(clean_lab, "DELETE", f"silence/{silence['silenceID']}")
+
+
+def test_a_dead_worker_is_remediated_by_the_alert_driven_loop(loop):
+    lab = loop
+    report_file = REPORTS / "remediate-k2-lab.json"
+    before = report_file.stat().st_mtime if report_file.exists() else 0.0
+    records_before = len(_records())
+    lab.fault("worker-oom")
+    CHECKS["worker-oom"](lab)
+
+    def finished():
+        if not report_file.exists() or report_file.stat().st_mtime <= before:
+            return None
+        report = json.loads(report_file.read_text())
+        return report if report["status"] != "in_progress" else None
+
+    report = lab.wait("the loop's remediation report", finished, timeout=420)
+    assert report["status"] == "recovered", report
+    assert report["diagnosis"][0]["scenario"] == 1 and report["verification"]["flow_run"]["state_type"] == "COMPLETED"
+    assert lab.dc.containers.get("k2-prefect-worker").status == "running"
+    wm = lab.wm()
+    assert wm["status"] == "success" and wm["failure_count"] == 0, wm
+    truth = lab.truth()
+    assert truth["missing"] == 0 and truth["duplicated"] == 0, truth
+
+    # Exactly one remediation: Alertmanager's repeats are throttled, and the alert resolving once the worker is back
+    # (wait for it) starts nothing.
+    lab.wait("IcebergOffloadMetricsDown resolved", lambda: not _firing(lab, "IcebergOffloadMetricsDown"), timeout=120)
+    new = _records()[records_before:]
+    assert len(new) == 1, [r["run"] for r in new]
+    record = new[0]
+    assert record["outcome"]["status"] == "recovered"
+    assert record["alert"]["started_at"], "the alert's startsAt came with the event"
+    assert record["mttr"]["from"] == "alert_start" and record["mttr"]["seconds"] > 0, record["mttr"]
+
+
+def _firing(lab, name: str) -> bool:
+    return bool(_alertmanager(lab, "GET", "alerts?active=true&filter=" + urllib.parse.quote(f'alertname="{name}"')))
