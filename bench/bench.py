@@ -1,17 +1,22 @@
 """`make bench`: lab start-up time (cold and warm), offload cycle time, diagnosis time, time from fault to
-verified recovery per remediated scenario (MTTR), resident memory per container.
+verified recovery per remediated scenario (MTTR), the same through the alert-driven loop with no human (and the
+time from the alert firing to the remediation starting), resident memory per container.
 
 Medians over repeated runs (this machine is shared and noisy); the run count is printed with each figure.
-`bench.py [section ...]` runs only the named sections (startup, cycle, diagnose, mttr, watermark, memory) and
-`K2_BENCH_MTTR_FAULTS=job-slow,volume-spike` only those MTTR faults; `K2_BENCH_RUNS` sets the repetitions (3).
+`bench.py [section ...]` runs only the named sections (startup, cycle, diagnose, mttr, loop, watermark, memory) and
+`K2_BENCH_MTTR_FAULTS=job-slow,volume-spike` only those MTTR faults (`K2_BENCH_LOOP_FAULTS` for the loop's);
+`K2_BENCH_RUNS` sets the repetitions (3).
 """
 from __future__ import annotations
 
+import json
 import os
 import statistics
 import subprocess
 import sys
 import time
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,7 +29,7 @@ from config import LabConfig  # noqa: E402
 
 LABCTL = [sys.executable, str(ROOT / "lab" / "labctl.py")]
 RUNS = int(os.environ.get("K2_BENCH_RUNS", "3"))  # medians of RUNS; the machine is shared and noisy
-SECTIONS = ("startup", "cycle", "diagnose", "mttr", "watermark", "memory")
+SECTIONS = ("startup", "cycle", "diagnose", "mttr", "loop", "watermark", "memory")
 # One representative fault per remediated scenario (both for timeouts): (scenario, fault, before the fault,
 # after it). A watermark fault needs offloaded data to be wrong about ("offload"); job-oom and the timeouts show
 # only in a failed run's log ("failed run"), which is part of their time to recovery.
@@ -35,6 +40,14 @@ MTTR_FAULTS = [("scenario 1", "worker-oom", None, None), ("scenario 2", "clickho
                ("root cause", "prefect-server-stopped", None, None), ("root cause", "prefect-db-stopped", None, None),
                ("root cause", "prefect-db-unsafe", None, None)]
 ESCALATING_FAULTS = {"prefect-db-unsafe": 30}  # fault -> target seconds to a precise escalation
+# The closed loop (make loop-up), no human after the fault: which alert brings it, per Scenario 1-4 fault. A fault
+# that fails runs needs runs: the bench plays K2's 15-minute schedule, compressed to one run every LOOP_SCHEDULE s,
+# until the loop's remediation takes the stack's lock (then the schedule stops, as a paused deployment would).
+LOOP_FAULTS = [("scenario 1", "worker-oom", "IcebergOffloadMetricsDown", False),
+               ("scenario 2", "clickhouse-stopped", "IcebergOffloadConsecutiveFailures", True),
+               ("scenario 3", "warehouse-permissions", "IcebergOffloadConsecutiveFailures", True),
+               ("scenario 4", "watermark-missing", "IcebergOffloadConsecutiveFailures", True)]
+LOOP_SCHEDULE = 10
 
 
 def timed(args: list[str]) -> float:
@@ -215,6 +228,70 @@ def bench_mttr(cfg, dc, prefect, env) -> int:
     return 0
 
 
+def _alert_firing(cfg, name: str) -> bool:
+    url = (f"http://127.0.0.1:{cfg.port_alertmanager}/api/v2/alerts?active=true&filter="
+           + urllib.parse.quote(f'alertname="{name}"'))
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        return bool(json.load(resp))
+
+
+def _fresh_monitoring(dc, cfg) -> None:
+    """Prometheus and Alertmanager without history: an earlier run's alert (the rule's 15-minute window) would
+    otherwise still fire, and Alertmanager would not notify it again."""
+    for name in ("k2-prometheus", "k2-alertmanager"):
+        dc.containers.get(name).remove(force=True)
+    subprocess.run(LABCTL + ["up"], check=True, capture_output=True)
+
+
+def bench_loop(cfg, dc, prefect, env) -> int:
+    print("\n== closed loop: fault -> alert -> Alertmanager -> ansible-rulebook -> remediate.yml -> verified recovery")
+    only = [f for f in os.environ.get("K2_BENCH_LOOP_FAULTS", "").split(",") if f]
+    lock = cfg.state_dir / "locks" / "remediation.lock"
+    report = ROOT / "reports" / "remediate-k2-lab.json"
+    for scenario, fault, alert, needs_runs in LOOP_FAULTS:
+        if only and fault not in only:
+            continue
+        total, to_start, to_alert = [], [], []
+        for _ in range(RUNS):
+            subprocess.run(LABCTL + ["clear"], check=True, capture_output=True)
+            _fresh_monitoring(dc, cfg)
+            subprocess.run([str(ROOT / "scripts" / "loop.sh"), "up"], check=True, capture_output=True, cwd=ROOT)
+            try:
+                before = report.stat().st_mtime if report.exists() else 0.0
+                started = time.monotonic()
+                faults.inject(dc, cfg, fault)
+                alerted = remediating = None
+                next_run = 0.0
+                while time.monotonic() - started < 900:
+                    now = time.monotonic()
+                    if alerted is None and _alert_firing(cfg, alert):
+                        alerted = now
+                    if remediating is None and lock.exists():
+                        remediating = now
+                    if needs_runs and remediating is None and now >= next_run and not prefect.running_runs():
+                        prefect.trigger(["bronze_trades_binance"])
+                        next_run = now + LOOP_SCHEDULE
+                    if report.exists() and report.stat().st_mtime > before and remediating is not None \
+                            and not lock.exists():
+                        break
+                    time.sleep(1)
+                status = json.loads(report.read_text())["status"] if report.exists() else None
+                if status != "recovered" or alerted is None or remediating is None:
+                    print(f"{scenario} ({fault}): loop ended {status!r} (alert seen: {alerted is not None}, "
+                          f"remediation seen: {remediating is not None}); see .lab/eda-loop.log")
+                    return 1
+                total.append(time.monotonic() - started)
+                to_start.append(remediating - alerted)
+                to_alert.append(alerted - started)
+            finally:
+                subprocess.run([str(ROOT / "scripts" / "loop.sh"), "down"], check=True, capture_output=True, cwd=ROOT)
+        print(f"{scenario} ({fault:<22}) fault -> verified recovery {statistics.median(total):6.1f} s; fault -> "
+              f"{alert} firing {statistics.median(to_alert):5.1f} s; alert -> remediation started "
+              f"{statistics.median(to_start):5.1f} s   (median of {RUNS}; no human command)")
+    subprocess.run(LABCTL + ["clear"], check=True, capture_output=True)
+    return 0
+
+
 def bench_watermark(cfg, dc, prefect, env) -> int:
     print("\n== watermark maintenance (scratch databases on the lab's PostgreSQL; the lab's own table untouched)")
     print(watermark_bench(cfg, env))
@@ -231,6 +308,7 @@ def bench_memory(cfg, dc, prefect, env) -> int:
 
 
 SECTION_RUNNERS = {"startup": bench_startup, "cycle": bench_cycle, "diagnose": bench_diagnose, "mttr": bench_mttr,
+                   "loop": bench_loop,
                    "watermark": bench_watermark, "memory": bench_memory}
 
 if __name__ == "__main__":

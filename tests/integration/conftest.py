@@ -19,6 +19,7 @@ import lab_clients
 import labctl
 import pytest
 import stack
+import truth_oracle
 from config import LabConfig
 
 TABLE = "bronze_trades_binance"
@@ -142,7 +143,19 @@ class Lab:
         return float(m.group(1)) if m else 0.0
 
     def truth(self, table: str = TABLE) -> dict:
+        """The truth check as the product computes it (module_utils/offload_truth.py)."""
         return labctl.truth(self.cfg, table)
+
+    def oracle(self, table: str = TABLE) -> dict:
+        """The same question answered by code that shares nothing with the product's (tests/truth_oracle.py)."""
+        return truth_oracle.table_truth(self, table)
+
+    def assert_no_row_lost_or_doubled(self, table: str = TABLE) -> None:
+        """Both the product's truth check and the independent oracle: no row missing, none doubled."""
+        truth, oracle = self.truth(table), self.oracle(table)
+        assert truth["missing"] == 0 and truth["duplicated"] == 0, truth
+        assert oracle["missing"] == 0 and oracle["duplicated"] == 0, oracle
+        assert oracle["hot"] == truth["hot_rows"] and oracle["cold"] == truth["cold_rows"], (oracle, truth)
 
     def fault(self, name: str, table: str = TABLE):
         return faults.inject(self.dc, self.cfg, name, table)

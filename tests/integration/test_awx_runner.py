@@ -12,7 +12,6 @@ import subprocess
 from pathlib import Path
 
 import yaml
-from conftest import TABLE
 from test_lab_faults import CHECKS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,8 +117,7 @@ def test_workflow_diagnose_gate_then_remediate_from_artifacts_then_post_incident
     assert remediation["diagnosis_generated_at"] == published_at, "it acted on the published diagnosis"
     wm = lab.wm()
     assert wm["status"] == "success" and wm["failure_count"] == 0, wm
-    truth = lab.truth(TABLE)
-    assert truth["missing"] == 0 and truth["duplicated"] == 0, truth
+    lab.assert_no_row_lost_or_doubled()
 
     # The workflow's last node: the runbook's post-incident check (the lab's schedule is paused: it creates the
     # three runs, one after another).

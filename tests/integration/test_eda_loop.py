@@ -78,8 +78,7 @@ def test_a_dead_worker_is_remediated_by_the_alert_driven_loop(loop):
     assert lab.dc.containers.get("k2-prefect-worker").status == "running"
     wm = lab.wm()
     assert wm["status"] == "success" and wm["failure_count"] == 0, wm
-    truth = lab.truth()
-    assert truth["missing"] == 0 and truth["duplicated"] == 0, truth
+    lab.assert_no_row_lost_or_doubled()
 
     # Exactly one remediation: Alertmanager's repeats are throttled, and the alert resolving once the worker is back
     # (wait for it) starts nothing.

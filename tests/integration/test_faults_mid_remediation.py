@@ -14,8 +14,7 @@ def start(lab, name: str) -> None:
 
 def assert_recovered_clean(lab, rc, report, output) -> None:
     assert rc == 0 and report["status"] == "recovered", output[-3000:]
-    truth = lab.truth()
-    assert truth["missing"] == 0 and truth["duplicated"] == 0, truth
+    lab.assert_no_row_lost_or_doubled()
 
 
 def test_postgres_stopping_during_the_watermark_repair(clean_lab, tmp_path):

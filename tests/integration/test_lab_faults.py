@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 
+import capacity_checks
 import faults
 import lab_clients
 import offload_health
@@ -109,6 +110,7 @@ def check_watermark_missing(lab):
 def check_watermark_ahead(lab):
     assert lab.cycle()["state_type"] == "COMPLETED"  # the pipeline sees nothing wrong...
     assert lab.truth()["missing"] > 0  # ...but rows between the cold tier and the watermark are skipped
+    assert lab.oracle()["missing"] > 0  # the independent oracle sees the gap too
 
 
 def check_watermark_behind(lab):
@@ -116,11 +118,18 @@ def check_watermark_behind(lab):
     assert_diagnosed(lab, FAULTS_DIAGNOSED_IN_CHECK["watermark-behind"])
     assert lab.cycle()["state_type"] == "COMPLETED"
     assert lab.truth()["duplicated"] > 0
+    assert lab.oracle()["duplicated"] > 0  # the independent oracle sees the duplicates too
 
 
 def check_timeout(lab):
     _failed_run_counts_errors(lab, "timeout")
     assert faults.orphan_offload_pids(lab.dc), "a timed-out job keeps running inside the Spark container"
+
+
+def check_volume_spike(lab):
+    """The timeout, and the capacity report reading the spike: parallel offload recommended for the spiked table."""
+    check_timeout(lab)
+    capacity_checks.assert_parallel_offload_recommended(TABLE)
 
 
 def assert_diagnosed(lab, fault):
@@ -144,7 +153,7 @@ CHECKS = {
     "warehouse-permissions": check_warehouse_permissions,
     "watermark-stuck-running": check_watermark_stuck_running, "watermark-missing": check_watermark_missing,
     "watermark-ahead": check_watermark_ahead, "watermark-behind": check_watermark_behind,
-    "volume-spike": check_timeout, "job-slow": check_timeout,
+    "volume-spike": check_volume_spike, "job-slow": check_timeout,
 }
 
 
@@ -191,8 +200,7 @@ def assert_recovered(lab, fault, rc, report, output):
     assert "RECOVERED in" in output
     wm = lab.wm()
     assert wm["status"] == "success" and wm["failure_count"] == 0, wm
-    truth = lab.truth()  # independent of the playbook's own truth check
-    assert truth["missing"] == 0 and truth["duplicated"] == 0, truth
+    lab.assert_no_row_lost_or_doubled()  # the product's truth check and the independent oracle, after the playbook's
 
 
 @pytest.mark.parametrize("name", REMEDIATED)
