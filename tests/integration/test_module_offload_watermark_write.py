@@ -1,6 +1,6 @@
 """offload_watermark's write actions (repair, backup, restore) against the lab's PostgreSQL (state layout).
 
-The history layout (prune, per-table cleanup vs the runbook's global one) is tested in test_zz_history_layout.py.
+The history layout (prune, per-table cleanup vs the runbook's global one) is tested in test_history_layout.py.
 """
 from __future__ import annotations
 

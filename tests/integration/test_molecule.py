@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from ansible_run import ROOT, run_molecule
 
-# *_history scenarios need the lab in the history layout: test_zz_history_layout.py runs them.
+# *_history scenarios need the lab in the history layout: test_history_layout.py runs them.
 SCENARIOS = sorted(p.parent.name for p in (ROOT / "molecule").glob("*/molecule.yml") if not p.parent.name.endswith("_history"))
 
 

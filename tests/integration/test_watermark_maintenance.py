@@ -2,10 +2,10 @@
 
 - State layout (the lab's default, K2's real table): nothing is ever pruned or backed up, the rows are unchanged;
   the first test only reads (it may run beside other tests); the second injects a stuck row (clean_lab).
-- History layout (the runbook's append-only table, the lab rebuilt in it by the `history_lab` fixture of
-  test_zz_history_layout.py): each selected table keeps its newest N rows, the other tables none less, every
-  table's newest row (its watermark) stays, the backup is written first and holds the whole table, --check changes
-  nothing, a second run has nothing to do.
+- History layout (the runbook's append-only table, the lab rebuilt in it by the session fixture `history_lab` of
+  tests/integration/conftest.py, shared with test_history_layout.py): each selected table keeps its newest N rows,
+  the other tables none less, every table's newest row (its watermark) stays, the backup is written first and
+  holds the whole table, --check changes nothing, a second run has nothing to do.
 """
 from __future__ import annotations
 
@@ -21,14 +21,8 @@ import yaml
 from config import LabConfig
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import conftest  # noqa: E402
 from ansible_run import run_playbook  # noqa: E402
 from conftest import CRASH_MARKERS, TABLE  # noqa: E402
-
-if not hasattr(conftest, "history_lab"):
-    # Until the fixture moves to tests/integration/conftest.py (session scope: the lab is rebuilt once for both files),
-    # this module gets its own copy of test_zz_history_layout.py's module-scoped fixture (a rebuild of its own).
-    from test_zz_history_layout import history_lab  # noqa: F401
 
 PLAYBOOK = "playbooks/watermark_maintenance.yml"
 
