@@ -19,14 +19,9 @@ description:
     RV(error)). The module fails only on bad input.
 version_added: "1.0.0"
 author: K2 offload automation
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
+extends_documentation_fragment:
+  - offload.info_module
+  - offload.http_api
 options:
   api_url:
     description:
@@ -34,14 +29,6 @@ options:
       - If not set, the environment variable E(PROMETHEUS_URL) is used.
     type: str
     default: http://127.0.0.1:9090
-  timeout:
-    description: Seconds to wait for each HTTP request.
-    type: int
-    default: 10
-  validate_certs:
-    description: Verify the server's TLS certificate when O(api_url) is C(https).
-    type: bool
-    default: true
   alert_name:
     description: The alert to report (label C(alertname)).
     type: str

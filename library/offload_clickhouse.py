@@ -34,6 +34,8 @@ attributes:
   idempotent:
     support: full
     details: Never changes anything (RV(changed) is always false); the facts it reads change with the data.
+extends_documentation_fragment:
+  - offload.clickhouse
 options:
   action:
     description:
@@ -41,33 +43,6 @@ options:
     type: str
     choices: [inspect]
     default: inspect
-  clickhouse_host:
-    description: ClickHouse host (HTTP interface). Falls back to E(CLICKHOUSE_HOST).
-    type: str
-    default: 127.0.0.1
-  clickhouse_port:
-    description: ClickHouse HTTP port. Falls back to E(CLICKHOUSE_PORT).
-    type: int
-    default: 8123
-  clickhouse_user:
-    description: ClickHouse user. Falls back to E(CLICKHOUSE_USER).
-    type: str
-    default: default
-  clickhouse_password:
-    description:
-      - Password of O(clickhouse_user). Falls back to E(CLICKHOUSE_PASSWORD). Never returned, also masked in
-        error texts.
-    type: str
-    default: ""
-  clickhouse_database:
-    description: Database of the offloaded tables (K2 C(k2)). A database that does not exist makes every table
-      RV(tables.exists=false).
-    type: str
-    default: k2
-  connect_timeout:
-    description: Seconds to wait for the TCP connection.
-    type: int
-    default: 5
   query_timeout:
     description:
       - Seconds to wait for each query's answer; also sent as C(max_execution_time) so that the server stops

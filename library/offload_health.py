@@ -18,14 +18,8 @@ description:
     C(needs_human) when any check failed, else C(warning) or C(healthy).
 version_added: "1.2.0"
 author: K2 offload automation
-attributes:
-  check_mode:
-    support: full
-    details: Pure logic; runs the same in check mode.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
+extends_documentation_fragment:
+  - offload.pure_logic
 options:
   diagnosis:
     description: The diagnosis report with its C(facts) (the role offload_diagnose's C(offload_diagnose_report)).

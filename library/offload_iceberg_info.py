@@ -20,14 +20,8 @@ description:
   - Also reports the warehouse directory's owner and mode (the runbook expects C(drwxrwxr-x)).
 version_added: "1.0.0"
 author: K2 offload automation
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
+extends_documentation_fragment:
+  - offload.info_module
 options:
   warehouse_path:
     description: The Iceberg warehouse directory on the host where the module runs.

@@ -38,6 +38,8 @@ attributes:
     support: partial
     details: Alertmanager deduplicates by label set, so posting the same escalation again updates the alert (new
       C(startsAt)/C(endsAt) and annotations) instead of adding one; a webhook receives every post.
+extends_documentation_fragment:
+  - offload.http_api
 options:
   api_url:
     description:
@@ -52,14 +54,6 @@ options:
   url_password:
     description: Password for HTTP basic authentication to Alertmanager; masked in every payload.
     type: str
-  timeout:
-    description: Seconds to wait for each request, 1 to 120.
-    type: int
-    default: 10
-  validate_certs:
-    description: Verify TLS certificates (Alertmanager and the webhook).
-    type: bool
-    default: true
   state:
     description: C(firing) escalates; C(resolved) closes the escalation with the same labels (C(endsAt) now).
     type: str

@@ -21,14 +21,8 @@ description:
     recovered.
 version_added: "1.2.0"
 author: K2 offload automation
-attributes:
-  check_mode:
-    support: full
-    details: Pure logic; runs the same in check mode.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
+extends_documentation_fragment:
+  - offload.pure_logic
 options:
   tables:
     description: Source tables whose recovery is verified.

@@ -42,6 +42,8 @@ attributes:
   idempotent:
     support: partial
     details: C(inspect) is read-only; C(trigger) and C(observe) create a run only when none is in flight.
+extends_documentation_fragment:
+  - offload.http_api
 options:
   action:
     description:
@@ -72,14 +74,6 @@ options:
       - If not set, the environment variable E(PREFECT_API_URL) is used.
     type: str
     default: http://127.0.0.1:4200/api
-  timeout:
-    description: Seconds to wait for each HTTP request.
-    type: int
-    default: 10
-  validate_certs:
-    description: Verify the server's TLS certificate when O(api_url) is C(https).
-    type: bool
-    default: true
   deployment:
     description: The deployment, as C(flow name/deployment name).
     type: str

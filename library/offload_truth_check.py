@@ -18,14 +18,9 @@ description:
     catalog on a local filesystem), without Spark.
 version_added: "1.0.0"
 author: K2 offload automation
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; runs the same in check mode.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
+extends_documentation_fragment:
+  - offload.info_module
+  - offload.clickhouse
 options:
   tables:
     description: TABLE_CONFIG entries to check (elements of the inventory's C(k2_tables)).
@@ -57,30 +52,6 @@ options:
       - Removing duplicates is never done here - see docs/duplicates.md for the explicit, opt-in repair of a window.
     type: int
     default: 3600
-  clickhouse_host:
-    description: ClickHouse host (HTTP interface). Falls back to E(CLICKHOUSE_HOST).
-    type: str
-    default: 127.0.0.1
-  clickhouse_port:
-    description: ClickHouse HTTP port. Falls back to E(CLICKHOUSE_PORT).
-    type: int
-    default: 8123
-  clickhouse_user:
-    description: ClickHouse user. Falls back to E(CLICKHOUSE_USER).
-    type: str
-    default: default
-  clickhouse_password:
-    description: Password of O(clickhouse_user). Falls back to E(CLICKHOUSE_PASSWORD); masked in error texts.
-    type: str
-    default: ""
-  clickhouse_database:
-    description: Database of the offloaded tables (K2 C(k2)).
-    type: str
-    default: k2
-  connect_timeout:
-    description: Seconds to wait for the TCP connection.
-    type: int
-    default: 5
 requirements:
   - clickhouse-connect, pyarrow and pyiceberg on the Docker host.
 """

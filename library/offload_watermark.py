@@ -46,6 +46,8 @@ attributes:
     support: partial
     details: V(inspect), V(repair) and V(prune) change nothing on a second run; V(backup) writes a new file and
       V(restore) rewrites the table each time.
+extends_documentation_fragment:
+  - offload.postgres
 options:
   action:
     description:
@@ -109,30 +111,6 @@ options:
       - A watermark more than this ahead of the server's clock is reported as C(future_watermark).
     type: int
     default: 60
-  login_host:
-    description: Host of the PostgreSQL server. Default from E(PGHOST).
-    type: str
-    default: 127.0.0.1
-  login_port:
-    description: Port of the PostgreSQL server. Default from E(PGPORT).
-    type: int
-    default: 5432
-  login_user:
-    description: User to connect as. Default from E(PGUSER).
-    type: str
-    default: prefect
-  login_password:
-    description:
-      - Password of O(login_user). Default from E(PGPASSWORD); when unset libpq's own lookup (C(~/.pgpass)) applies.
-    type: str
-  login_db:
-    description: Database holding C(offload_watermarks) (K2's C(PREFECT_DB_NAME)). Default from E(PGDATABASE).
-    type: str
-    default: prefect
-  connect_timeout:
-    description: Seconds to wait for the connection.
-    type: int
-    default: 5
 requirements:
   - psycopg2 (or psycopg2-binary) on the host the module runs on
 notes:

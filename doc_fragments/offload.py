@@ -1,0 +1,110 @@
+# -*- coding: utf-8 -*-
+# Copyright: K2 offload automation contributors
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Documentation shared by the offload modules (ansible.cfg doc_fragment_plugins = doc_fragments), as
+community.postgresql's doc_fragments/postgres.py and community.docker's _attributes.py share theirs. The options
+mirror module_utils/offload_common.py's argument specs; tests/unit/test_module_docs.py holds every module's
+rendered docs to its argument spec. A module may override an entry (its own wins)."""
+from __future__ import annotations
+
+
+class ModuleDocFragment:
+    # The watermark database (K2: database prefect on k2-prefect-db): offload_common.postgres_argument_spec().
+    POSTGRES = r"""
+options:
+  login_host:
+    description: PostgreSQL host. Falls back to E(PGHOST).
+    type: str
+    default: 127.0.0.1
+  login_port:
+    description: PostgreSQL port (K2 publishes 5432; the lab 15432). Falls back to E(PGPORT).
+    type: int
+    default: 5432
+  login_user:
+    description: PostgreSQL user (K2's C(PREFECT_DB_USER)). Falls back to E(PGUSER).
+    type: str
+    default: prefect
+  login_password:
+    description: Password of O(login_user). Falls back to E(PGPASSWORD). Never returned, also masked in error texts.
+    type: str
+  login_db:
+    description: Database holding C(offload_watermarks) (K2's C(PREFECT_DB_NAME)). Default from E(PGDATABASE).
+    type: str
+    default: prefect
+  connect_timeout:
+    description: Seconds to wait for the database connection.
+    type: int
+    default: 5
+requirements:
+  - psycopg2 (C(psycopg2-binary)) on the host the module runs on.
+"""
+
+    # ClickHouse's HTTP interface (K2: k2-clickhouse:8123, database k2): offload_common.clickhouse_argument_spec().
+    CLICKHOUSE = r"""
+options:
+  clickhouse_host:
+    description: ClickHouse host (HTTP interface). Falls back to E(CLICKHOUSE_HOST).
+    type: str
+    default: 127.0.0.1
+  clickhouse_port:
+    description: ClickHouse HTTP port. Falls back to E(CLICKHOUSE_PORT).
+    type: int
+    default: 8123
+  clickhouse_user:
+    description: ClickHouse user. Falls back to E(CLICKHOUSE_USER).
+    type: str
+    default: default
+  clickhouse_password:
+    description: Password of O(clickhouse_user). Falls back to E(CLICKHOUSE_PASSWORD). Never returned, also masked
+      in error texts.
+    type: str
+    default: ""
+  clickhouse_database:
+    description: Database of the offloaded tables (K2 C(k2)).
+    type: str
+    default: k2
+  connect_timeout:
+    description: Seconds to wait for the TCP connection.
+    type: int
+    default: 5
+"""
+
+    # A plain-HTTP JSON API (Prefect, Prometheus): offload_common.http_api_argument_spec(); the module documents
+    # its own O(api_url) (default and environment variable differ).
+    HTTP_API = r"""
+options:
+  timeout:
+    description: Seconds to wait for each HTTP request.
+    type: int
+    default: 10
+  validate_certs:
+    description: Verify the server's TLS certificate when O(api_url) is C(https).
+    type: bool
+    default: true
+"""
+
+    # A module that only reads (the anchors' INFO_MODULE): the same in check mode, never changes anything.
+    INFO_MODULE = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details: Read-only; runs the same in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+"""
+
+    # Pure logic on its inputs (a decision module): no I/O, nothing to change.
+    PURE_LOGIC = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+    details: Pure logic; runs the same in check mode.
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+"""
