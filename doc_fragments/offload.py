@@ -8,6 +8,47 @@ rendered docs to its argument spec. A module may override an entry (its own wins
 from __future__ import annotations
 
 
+def _tables(all_required: bool) -> str:
+    optional = "true" if all_required else "false"
+    return f"""
+options:
+  tables:
+    description:
+      - The offloaded tables, as in K2's C(TABLE_CONFIG) (inventory variable C(k2_tables)), passed as is.
+      - {"Every key but C(columns) is required." if all_required else
+         "Only O(tables[].source) and O(tables[].timestamp_col) are used and required."}
+    type: list
+    elements: dict
+    required: true
+    suboptions:
+      source:
+        description: ClickHouse source table (also the watermark key).
+        type: str
+        required: true
+      timestamp_col:
+        description: The table's time column (the offload cursor).
+        type: str
+        required: true
+      target:
+        description: Iceberg table, C(namespace.table).
+        type: str
+        required: {optional}
+      layer:
+        description: Medallion layer.
+        type: str
+        required: {optional}
+        choices: [bronze, silver, gold]
+      sequence_col:
+        description: The table's sequence column.
+        type: str
+        required: {optional}
+      columns:
+        description: Offloaded columns (comma-separated), C(*) for all.
+        type: str
+        default: "*"
+"""
+
+
 class ModuleDocFragment:
     # The watermark database (K2: database prefect on k2-prefect-db): offload_common.postgres_argument_spec().
     POSTGRES = r"""
@@ -68,6 +109,11 @@ options:
     type: int
     default: 5
 """
+
+    # The offloaded tables as K2's TABLE_CONFIG (inventory variable k2_tables): offload_common.tables_argument_spec().
+    TABLES = _tables(all_required=True)
+    # The same for a module that reads only source and timestamp_col (the other keys optional, k2_tables as is).
+    TABLES_READ = _tables(all_required=False)
 
     # A plain-HTTP JSON API (Prefect, Prometheus): offload_common.http_api_argument_spec(); the module documents
     # its own O(api_url) (default and environment variable differ).

@@ -41,39 +41,9 @@ attributes:
     support: full
     details: Never changes anything (RV(changed) is always false); the figures change with time.
 extends_documentation_fragment:
+  - offload.tables_read
   - offload.clickhouse
 options:
-  tables:
-    description:
-      - The offloaded tables, as in K2's C(TABLE_CONFIG) (inventory variable C(k2_tables)). Only
-        O(tables[].source) and O(tables[].timestamp_col) are used; the other keys are accepted so that C(k2_tables)
-        can be passed as is.
-    type: list
-    elements: dict
-    required: true
-    suboptions:
-      source:
-        description: ClickHouse table in O(clickhouse_database), also the name K2's task logs use.
-        type: str
-        required: true
-      timestamp_col:
-        description: The table's time column, bucketed by hour.
-        type: str
-        required: true
-      layer:
-        description: Medallion layer (echoed in the report).
-        type: str
-        choices: [bronze, silver, gold]
-      target:
-        description: Iceberg table (not used here).
-        type: str
-      sequence_col:
-        description: Sequence column (not used here).
-        type: str
-      columns:
-        description: Offloaded columns (not used here).
-        type: str
-        default: "*"
   days:
     description: Length of the window, in days (whole hours of it are bucketed).
     type: int

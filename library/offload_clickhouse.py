@@ -35,6 +35,7 @@ attributes:
     support: full
     details: Never changes anything (RV(changed) is always false); the facts it reads change with the data.
 extends_documentation_fragment:
+  - offload.tables_read
   - offload.clickhouse
 options:
   action:
@@ -49,37 +50,6 @@ options:
         a query the module gave up on.
     type: int
     default: 30
-  tables:
-    description:
-      - The offloaded tables, as in K2's C(TABLE_CONFIG) (inventory variable C(k2_tables)).
-      - Only O(tables[].source) and O(tables[].timestamp_col) are used; the other keys are accepted so that
-        C(k2_tables) can be passed as is.
-    type: list
-    elements: dict
-    required: true
-    suboptions:
-      source:
-        description: ClickHouse table in O(clickhouse_database) (also the watermark key).
-        type: str
-        required: true
-      timestamp_col:
-        description: The table's time column (the offload cursor), used for volume and oldest row.
-        type: str
-        required: true
-      layer:
-        description: Medallion layer (echoed in the result).
-        type: str
-        choices: [bronze, silver, gold]
-      target:
-        description: Iceberg table (not used here).
-        type: str
-      sequence_col:
-        description: Sequence column (not used here).
-        type: str
-      columns:
-        description: Offloaded columns (not used here).
-        type: str
-        default: "*"
   watermarks:
     description:
       - Offload watermark per source table (C(offload_watermarks.last_offload_timestamp)), as an ISO 8601

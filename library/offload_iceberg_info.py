@@ -21,6 +21,7 @@ description:
 version_added: "1.0.0"
 author: K2 offload automation
 extends_documentation_fragment:
+  - offload.tables
   - offload.info_module
 options:
   warehouse_path:
@@ -33,11 +34,6 @@ options:
       - Files named under it are read from O(warehouse_path).
     type: str
     default: /home/iceberg/warehouse
-  tables:
-    description: The offloaded tables (inventory variable C(k2_tables)); C(target) names the Iceberg table.
-    type: list
-    elements: dict
-    required: true
 requirements:
   - pyiceberg >= 0.9 (only for O(tables[].timestamp_col) statistics)
 """

@@ -19,14 +19,10 @@ description:
 version_added: "1.0.0"
 author: K2 offload automation
 extends_documentation_fragment:
+  - offload.tables
   - offload.info_module
   - offload.clickhouse
 options:
-  tables:
-    description: TABLE_CONFIG entries to check (elements of the inventory's C(k2_tables)).
-    type: list
-    elements: dict
-    required: true
   watermarks:
     description:
       - Upper bound of the window per source table, normally the watermark (ISO 8601), or M(offload_watermark)'s

@@ -99,13 +99,20 @@ def test_documented_options_are_the_argument_spec(path, rendered):
     doc = rendered[path.stem]
     spec = _argument_spec(path)
     documented = doc.get("options") or {}
-    assert set(documented) == set(spec), (f"{path.stem}: documented only {sorted(set(documented) - set(spec))}, "
+    _same_options(path.stem, documented, spec)
+    assert {"check_mode", "diff_mode"} <= set(doc["attributes"]), f"{path.stem}: attributes after the fragments"
+
+
+def _same_options(where: str, documented: dict, spec: dict) -> None:
+    """Names, types, required, choices and defaults alike; suboptions too."""
+    assert set(documented) == set(spec), (f"{where}: documented only {sorted(set(documented) - set(spec))}, "
                                           f"undocumented {sorted(set(spec) - set(documented))}")
     for name, arg in spec.items():
         option = documented[name]
-        assert option.get("type", "str") == arg.get("type", "str"), f"{path.stem}.{name}: type"
-        assert bool(option.get("required")) == bool(arg.get("required")), f"{path.stem}.{name}: required"
-        assert option.get("choices") == arg.get("choices"), f"{path.stem}.{name}: choices"
-        assert _norm_default(option) == _norm_default(arg), (f"{path.stem}.{name}: default documented "
+        assert option.get("type", "str") == arg.get("type", "str"), f"{where}.{name}: type"
+        assert bool(option.get("required")) == bool(arg.get("required")), f"{where}.{name}: required"
+        assert option.get("choices") == arg.get("choices"), f"{where}.{name}: choices"
+        assert _norm_default(option) == _norm_default(arg), (f"{where}.{name}: default documented "
                                                              f"{option.get('default')!r}, spec {arg.get('default')!r}")
-    assert {"check_mode", "diff_mode"} <= set(doc["attributes"]), f"{path.stem}: attributes after the fragments"
+        if arg.get("options"):
+            _same_options(f"{where}.{name}", option.get("suboptions") or {}, arg["options"])
