@@ -67,12 +67,13 @@ def test_a_dead_worker_is_remediated_by_the_alert_driven_loop(loop):
     CHECKS["worker-oom"](lab)
 
     def finished():
-        if not report_file.exists() or report_file.stat().st_mtime <= before:
+        # The incident record is the remediation's last write (after its report and the lock's release).
+        new = _records()[records_before:]
+        if not new or not report_file.exists() or report_file.stat().st_mtime <= before:
             return None
-        report = json.loads(report_file.read_text())
-        return report if report["status"] != "in_progress" else None
+        return json.loads(report_file.read_text())
 
-    report = lab.wait("the loop's remediation report", finished, timeout=420)
+    report = lab.wait("the loop's remediation and its incident record", finished, timeout=420)
     assert report["status"] == "recovered", report
     assert report["diagnosis"][0]["scenario"] == 1 and report["verification"]["flow_run"]["state_type"] == "COMPLETED"
     assert lab.dc.containers.get("k2-prefect-worker").status == "running"
