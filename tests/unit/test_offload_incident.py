@@ -4,7 +4,6 @@ threshold, the JSONL log under concurrent writers, and the module through main()
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 import multiprocessing
 import os
@@ -13,10 +12,12 @@ import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import module_harness
 import offload_incident as inc
 import offload_plan
 import offload_redact
 import pytest
+from module_harness import load_module
 
 import offload_common
 
@@ -24,7 +25,6 @@ for _name, _module in (("offload_common", offload_common), ("offload_plan", offl
                        ("offload_redact", offload_redact), ("offload_incident", inc)):
     sys.modules.setdefault(f"ansible.module_utils.{_name}", _module)
 
-ROOT = Path(__file__).resolve().parents[2]
 T = "bronze_trades_binance"
 START = datetime(2026, 11, 29, 10, 0, 0, tzinfo=timezone.utc)  # the run's start
 
@@ -394,42 +394,13 @@ def test_an_unusable_log_is_one_line_naming_it(tmp_path):
 
 # ---------------------------------------------------------------- the module through main()
 
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
-
-
 @pytest.fixture(scope="module")
 def mod():
-    spec = importlib.util.spec_from_file_location("offload_incident_module_under_test", ROOT / "library" / "offload_incident.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("offload_incident")
 
 
 def run_main(mod, monkeypatch, args: dict, check_mode: bool, diff: bool = False) -> dict:
-    from ansible.module_utils import basic
-    from ansible.module_utils.testing import patch_module_args
-
-    def exit_json(self, **kwargs):
-        raise ExitJson(kwargs)
-
-    def fail_json(self, **kwargs):
-        raise FailJson(kwargs)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    with patch_module_args({**args, "_ansible_check_mode": check_mode, "_ansible_diff": diff}):
-        try:
-            mod.main()
-        except ExitJson as done:
-            return done.args[0]
-        except FailJson as failed:
-            return {"failed": True, **failed.args[0]}
-    raise AssertionError("main() returned without exit_json/fail_json")
+    return module_harness.run_main(mod, monkeypatch, args, check_mode, diff)
 
 
 def module_args(tmp_path, **kw) -> dict:

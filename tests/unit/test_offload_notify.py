@@ -3,17 +3,17 @@ Alertmanager and webhook payloads, the scrubbing of secrets, and the module thro
 (check mode sends nothing; a refused send is one line naming the endpoint, never the webhook's secret path)."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from urllib.error import HTTPError, URLError
 
+import module_harness
 import offload_notify as n
 import offload_plan
 import offload_redact as r
 import pytest
+from module_harness import load_module
 
 import offload_common
 
@@ -21,7 +21,6 @@ for _name, _module in (("offload_common", offload_common), ("offload_plan", offl
                        ("offload_redact", r), ("offload_notify", n)):
     sys.modules.setdefault(f"ansible.module_utils.{_name}", _module)
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 29, 10, 5, 58, 123456, tzinfo=timezone.utc)
 M = r.MASK
 
@@ -205,20 +204,9 @@ def test_resolving_needs_no_reason():
 
 # ---------------------------------------------------------------- the module through main()
 
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
-
-
 @pytest.fixture(scope="module")
 def mod():
-    spec = importlib.util.spec_from_file_location("offload_notify_module_under_test", ROOT / "library" / "offload_notify.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_module("offload_notify")
 
 
 class FakeHTTP:
@@ -241,26 +229,8 @@ class FakeHTTP:
 
 
 def run_main(mod, monkeypatch, args: dict, check_mode: bool, http: FakeHTTP) -> dict:
-    from ansible.module_utils import basic
-    from ansible.module_utils.testing import patch_module_args
-
-    def exit_json(self, **kwargs):
-        raise ExitJson(kwargs)
-
-    def fail_json(self, **kwargs):
-        raise FailJson(kwargs)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
     monkeypatch.setattr(mod, "open_url", http)
-    with patch_module_args({**args, "_ansible_check_mode": check_mode}):
-        try:
-            mod.main()
-        except ExitJson as done:
-            return done.args[0]
-        except FailJson as failed:
-            return {"failed": True, **failed.args[0]}
-    raise AssertionError("main() returned without exit_json/fail_json")
+    return module_harness.run_main(mod, monkeypatch, args, check_mode)
 
 
 SLACK = "https://hooks.slack.com/services/T0/B0/SECRETPATH"
