@@ -146,6 +146,19 @@ class Lab:
         """The truth check as the product computes it (module_utils/offload_truth.py)."""
         return labctl.truth(self.cfg, table)
 
+    def history_row_counts(self) -> dict:
+        """History layout: watermark rows per table."""
+        with lab_clients.pg(self.cfg) as conn, conn.cursor() as cur:
+            cur.execute("SELECT table_name, count(*) FROM offload_watermarks GROUP BY table_name")
+            return dict(cur.fetchall())
+
+    def history_newest_ids(self) -> dict:
+        """History layout: the id of each table's newest row (its watermark)."""
+        with lab_clients.pg(self.cfg) as conn, conn.cursor() as cur:
+            cur.execute("SELECT DISTINCT ON (table_name) table_name, id FROM offload_watermarks "
+                        "ORDER BY table_name, created_at DESC, id DESC")
+            return dict(cur.fetchall())
+
     def oracle(self, table: str = TABLE) -> dict:
         """The same question answered by code that shares nothing with the product's (tests/truth_oracle.py)."""
         return truth_oracle.table_truth(self, table)

@@ -49,19 +49,6 @@ def test_state_only_fault_is_refused_with_a_clear_message(history_lab):
         faults.inject(history_lab.dc, history_lab.cfg, "watermark-stuck-running", TABLE)
 
 
-def _counts(lab) -> dict:
-    with lab_clients.pg(lab.cfg) as conn, conn.cursor() as cur:
-        cur.execute("SELECT table_name, count(*) FROM offload_watermarks GROUP BY table_name")
-        return dict(cur.fetchall())
-
-
-def _newest(lab) -> dict:
-    with lab_clients.pg(lab.cfg) as conn, conn.cursor() as cur:
-        cur.execute("SELECT DISTINCT ON (table_name) table_name, id FROM offload_watermarks "
-                    "ORDER BY table_name, created_at DESC, id DESC")
-        return dict(cur.fetchall())
-
-
 def test_runbook_global_cleanup_would_destroy_other_tables_history_and_per_table_prune_does_not(history_lab):
     lab = history_lab
     # The bronze tables offload every 15 min; a daily gold table writes a row a day: the frequent tables' recent
@@ -75,7 +62,7 @@ def test_runbook_global_cleanup_would_destroy_other_tables_history_and_per_table
                     "'1 second' FROM unnest(%s) t, generate_series(1, 60) g, LATERAL (SELECT max_timestamp, "
                     "sequence_number FROM offload_watermarks WHERE table_name = t ORDER BY created_at DESC, id DESC "
                     "LIMIT 1) w", (bronze,))
-    before, newest = _counts(lab), _newest(lab)
+    before, newest = lab.history_row_counts(), lab.history_newest_ids()
     assert len(before) >= 10  # K2's ten tables are seeded
     # The runbook's weekly "keep last 50", run and rolled back: tables with older rows lose their whole history,
     # including the newest row, which is their watermark (every job then fails "Watermark not found").
@@ -89,9 +76,9 @@ def test_runbook_global_cleanup_would_destroy_other_tables_history_and_per_table
 
     result = run_module("offload_watermark", {"action": "prune", "keep": 10, "tables": list(before), **PG})
     assert result["changed"] and result["deleted"] == sum(max(0, n - 10) for n in before.values()), result
-    after = _counts(lab)
+    after = lab.history_row_counts()
     assert after == {t: min(n, 10) for t, n in before.items()}  # every table keeps its own history
-    assert _newest(lab) == newest  # and its watermark
+    assert lab.history_newest_ids() == newest  # and its watermark
     again = run_module("offload_watermark", {"action": "prune", "keep": 10, "tables": list(before), **PG})
     assert not again["changed"] and again["deleted"] == 0
     lab.clear()

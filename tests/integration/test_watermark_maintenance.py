@@ -101,19 +101,6 @@ SELECTED = ["bronze_trades_binance", "bronze_trades_kraken", "silver_trades"]  #
 KEEP = 20
 
 
-def _counts(lab) -> dict:
-    with lab_clients.pg(lab.cfg) as conn, conn.cursor() as cur:
-        cur.execute("SELECT table_name, count(*) FROM offload_watermarks GROUP BY table_name")
-        return dict(cur.fetchall())
-
-
-def _newest(lab) -> dict:
-    with lab_clients.pg(lab.cfg) as conn, conn.cursor() as cur:
-        cur.execute("SELECT DISTINCT ON (table_name) table_name, id FROM offload_watermarks "
-                    "ORDER BY table_name, created_at DESC, id DESC")
-        return dict(cur.fetchall())
-
-
 def _add_history(lab, extra: dict) -> None:
     """Older rows behind each table's newest one (which stays the watermark), a minute apart."""
     with lab_clients.pg(lab.cfg) as conn, conn.cursor() as cur:
@@ -128,7 +115,7 @@ def _add_history(lab, extra: dict) -> None:
 def test_history_layout_keeps_the_newest_n_per_table_after_a_backup(history_lab, tmp_path):
     lab = history_lab
     _add_history(lab, EXTRA)
-    before, newest = _counts(lab), _newest(lab)
+    before, newest = lab.history_row_counts(), lab.history_newest_ids()
     assert len(before) >= 10 and all(before[t] > KEEP for t in EXTRA) and before["silver_trades"] <= KEEP
     expected = sum(max(0, before[t] - KEEP) for t in SELECTED)
     args = ("-e", f"watermark_maintenance_keep={KEEP}", "-e", f"watermark_maintenance_tables={','.join(SELECTED)}")
@@ -139,16 +126,16 @@ def test_history_layout_keeps_the_newest_n_per_table_after_a_backup(history_lab,
     assert plan["layout"] == "history" and plan["status"] == "would_prune", plan["summary_lines"]
     assert plan["prune"]["would_delete"] == expected and plan["prune"]["deleted"] == 0
     assert plan["prune"]["backup"]["written"] is False and not backups.exists()
-    assert _counts(lab) == before
+    assert lab.history_row_counts() == before
     assert f"would delete {expected} history row(s)" in text
 
     # The run: a backup of the whole table first, then each selected table keeps its newest KEEP rows.
     report, text, stats = maintenance(tmp_path, *args)
     assert report["status"] == "pruned" and report["prune"]["deleted"] == expected, report["summary_lines"]
-    after = _counts(lab)
+    after = lab.history_row_counts()
     assert after == {t: min(n, KEEP) if t in SELECTED else n for t, n in before.items()}  # the others untouched
     assert after["bronze_trades_coinbase"] == before["bronze_trades_coinbase"] > KEEP
-    assert _newest(lab) == newest  # every table's watermark is still its newest row
+    assert lab.history_newest_ids() == newest  # every table's watermark is still its newest row
     backup = report["prune"]["backup"]
     files = list(backups.iterdir())
     assert [f.name for f in files] == [Path(backup["file"]).name] and backup["written"]
@@ -160,5 +147,5 @@ def test_history_layout_keeps_the_newest_n_per_table_after_a_backup(history_lab,
     # Again: nothing to prune, so no second backup.
     again, _, again_stats = maintenance(tmp_path, *args, name="again")
     assert again["status"] == "clean" and again["prune"]["deleted"] == 0 and again["prune"]["backup"] is None
-    assert unchanged(again_stats) and len(list(backups.iterdir())) == 1 and _counts(lab) == after
+    assert unchanged(again_stats) and len(list(backups.iterdir())) == 1 and lab.history_row_counts() == after
     lab.clear()
