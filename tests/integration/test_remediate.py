@@ -25,7 +25,8 @@ def test_check_mode_prints_the_plan_and_changes_nothing(clean_lab):
     assert "start k2-clickhouse" in output
     assert lab.dc.containers.get("k2-clickhouse").status == "exited"  # still stopped
     assert report["status"] == "check"
-    assert stats["k2-lab"]["changed"] == 0
+    # Ansible's check mode reports what would change (starting ClickHouse) as changed; the container says nothing did.
+    assert stats["k2-lab"]["changed"] >= 1, stats
 
 
 def test_forced_scenario_out_of_range_is_one_clear_error(lab):
