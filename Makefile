@@ -82,17 +82,18 @@ lint-code: setup
 	@$(VENV)/bin/ruff check --no-cache library module_utils doc_fragments lab bench tests
 	@$(VENV)/bin/yamllint --strict .
 
-# ansible-lint (~2 min, one core) and the unit tests (no lab; ~1 min, mostly the AWX configuration's offline run;
-# in a random order, pytest-randomly prints the seed) run beside the lab's tests (in file order: they share one lab),
-# and any of them failing fails the target. pytest exit 5 (nothing collected) is a failure
+# ansible-lint (~2 min, one core), the unit tests (no lab; ~1 min, mostly the AWX configuration's offline run; in a
+# random order, pytest-randomly prints the seed) and tests/lab (the ClickHouse front on its own server) run beside
+# the integration tests (file order: they share one lab), and any of them failing fails the target. pytest exit 5 (nothing collected) is a failure
 # too: a suite that runs no test proves nothing.
 test: lab-up lint-code
 	@mkdir -p .lab; $(VENV)/bin/ansible-lint --profile production > .lab/ansible-lint.log 2>&1 & lint=$$!; \
-	  $(VENV)/bin/pytest tests/unit -p no:cacheprovider -p randomly -q -ra $(PYTEST_ARGS) > .lab/unit-tests.log 2>&1 & unit=$$!; \
-	  $(VENV)/bin/pytest tests/integration tests/lab -p no:cacheprovider -p no:randomly -ra $(PYTEST_ARGS); rc=$$?; \
-	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no lab tests" >&2; rc=1; fi; \
+	  { $(VENV)/bin/pytest tests/unit -p no:cacheprovider -p randomly -q -ra $(PYTEST_ARGS) && \
+	    $(VENV)/bin/pytest tests/lab -p no:cacheprovider -p no:randomly -q -ra $(PYTEST_ARGS); } > .lab/unit-tests.log 2>&1 & unit=$$!; \
+	  $(VENV)/bin/pytest tests/integration -p no:cacheprovider -p no:randomly -ra $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no integration tests" >&2; rc=1; fi; \
 	  wait $$unit; urc=$$?; tail -n 3 .lab/unit-tests.log; \
-	  if [ $$urc -ne 0 ]; then cat .lab/unit-tests.log; echo "make test: unit tests failed (rc $$urc)" >&2; rc=1; fi; \
+	  if [ $$urc -ne 0 ]; then cat .lab/unit-tests.log; echo "make test: unit or tests/lab failed (rc $$urc)" >&2; rc=1; fi; \
 	  if ! wait $$lint; then cat .lab/ansible-lint.log; echo "make test: ansible-lint failed" >&2; rc=1; \
 	  else tail -1 .lab/ansible-lint.log; fi; exit $$rc
 
