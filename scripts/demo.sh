@@ -46,7 +46,7 @@ step "7. Incident without a human: the worker is OOM-killed (no runs, so no erro
 alert_seen="" started_seen=""
 for _ in $(seq 1 150); do
   if [ -z "$alert_seen" ] && curl -s 127.0.0.1:"${K2_LAB_PORT_ALERTMANAGER:-9093}"/api/v2/alerts \
-      | grep -q '"alertname":"IcebergOffloadMetricsDown"'; then
+      | grep -q 'IcebergOffloadMetricsDown'; then
     alert_seen=1; echo "alert IcebergOffloadMetricsDown fired; Alertmanager posts it to the rulebook's webhook"
   fi
   if [ -z "$started_seen" ] && new_log | grep -q "PLAY \[Remediate the Iceberg offload\]"; then
