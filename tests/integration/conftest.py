@@ -181,13 +181,22 @@ class Lab:
         stack.wait_for("worker online", self.prefect.worker_online, timeout=90)
         return actions
 
+    def alertmanager(self, method: str, path: str, body: dict | None = None):
+        """The lab's Alertmanager API v2 (`path` after /api/v2/), its JSON answer."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.cfg.port_alertmanager}/api/v2/{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            text = resp.read()
+        return json.loads(text) if text else None
+
+    def active_alerts(self, name: str) -> list[dict]:
+        return self.alertmanager("GET", "alerts?active=true&filter=" + urllib.parse.quote(f'alertname="{name}"'))
+
     def escalations(self, run_id: str) -> list[dict]:
-        """The escalation alerts a remediation run posted to the lab's Alertmanager (its API v2)."""
-        query = urllib.parse.quote('alertname="IcebergOffloadRemediationEscalated"')
-        url = f"http://127.0.0.1:{self.cfg.port_alertmanager}/api/v2/alerts?filter={query}"
-        with urllib.request.urlopen(url, timeout=10) as resp:
-            alerts = json.load(resp)
-        return [a for a in alerts if a["annotations"].get("run_id") == run_id]
+        """The escalation alerts a remediation run posted to the lab's Alertmanager."""
+        return [a for a in self.active_alerts("IcebergOffloadRemediationEscalated")
+                if a["annotations"].get("run_id") == run_id]
 
     def wait(self, what, probe, timeout=60.0):
         return stack.wait_for(what, probe, timeout=timeout)

@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import urllib.parse
-import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,21 +30,12 @@ def _records() -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
 
 
-def _alertmanager(lab, method: str, path: str, body: dict | None = None):
-    request = urllib.request.Request(f"http://127.0.0.1:{lab.cfg.port_alertmanager}/api/v2/{path}", method=method,
-                                     data=json.dumps(body).encode() if body is not None else None,
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as resp:
-        text = resp.read()
-    return json.loads(text) if text else None
-
-
 @pytest.fixture
 def loop(clean_lab):
     """The loop, started before the fault as it runs in production. Earlier tests' failures keep the runbook's alert
     firing for its 15-minute window: silenced here, so that only this test's fault reaches the loop."""
     now = datetime.now(timezone.utc)
-    silence = _alertmanager(clean_lab, "POST", "silences", {
+    silence = clean_lab.alertmanager("POST", "silences", {
         "matchers": [{"name": "alertname", "value": "IcebergOffloadConsecutiveFailures", "isRegex": False}],
         "startsAt": now.isoformat(), "endsAt": (now + timedelta(hours=1)).isoformat(),
         "createdBy": "tests/integration/test_eda_loop.py", "comment": "earlier tests' failures, not this test's"})
@@ -55,7 +44,7 @@ def loop(clean_lab):
         yield clean_lab
     finally:
         _loop("down", clean_lab)
-        _alertmanager(clean_lab, "DELETE", f"silence/{silence['silenceID']}")
+        clean_lab.alertmanager("DELETE", f"silence/{silence['silenceID']}")
 
 
 def test_a_dead_worker_is_remediated_by_the_alert_driven_loop(loop):
@@ -83,7 +72,7 @@ def test_a_dead_worker_is_remediated_by_the_alert_driven_loop(loop):
 
     # Exactly one remediation: Alertmanager's repeats are throttled, and the alert resolving once the worker is back
     # (wait for it) starts nothing.
-    lab.wait("IcebergOffloadMetricsDown resolved", lambda: not _firing(lab, "IcebergOffloadMetricsDown"), timeout=120)
+    lab.wait("IcebergOffloadMetricsDown resolved", lambda: not lab.active_alerts("IcebergOffloadMetricsDown"), timeout=120)
     new = _records()[records_before:]
     assert len(new) == 1, [r["run"] for r in new]
     record = new[0]
@@ -91,6 +80,3 @@ def test_a_dead_worker_is_remediated_by_the_alert_driven_loop(loop):
     assert record["alert"]["started_at"], "the alert's startsAt came with the event"
     assert record["mttr"]["from"] == "alert_start" and record["mttr"]["seconds"] > 0, record["mttr"]
 
-
-def _firing(lab, name: str) -> bool:
-    return bool(_alertmanager(lab, "GET", "alerts?active=true&filter=" + urllib.parse.quote(f'alertname="{name}"')))
