@@ -3,7 +3,6 @@ plain scalar silently breaks the docs, so this checks what ansible-doc does not)
 from __future__ import annotations
 
 import ast
-import importlib.abc
 import importlib.util
 import json
 import os
@@ -52,20 +51,12 @@ class _SpecCaptured(Exception):
         self.kwargs = kwargs
 
 
-class _ModuleUtilsFinder(importlib.abc.MetaPathFinder):
-    """Import ansible.module_utils.offload_* from module_utils/, as AnsiballZ packs them."""
-
-    def find_spec(self, fullname, path=None, target=None):
-        prefix = "ansible.module_utils."
-        if fullname.startswith(prefix + "offload_"):
-            return importlib.util.spec_from_file_location(fullname, ROOT / "module_utils" / f"{fullname[len(prefix):]}.py")
-        return None
-
-
 def _argument_spec(path: Path) -> dict:
     """What the module hands to AnsibleModule: its main() runs until AnsibleModule is built, then stops."""
-    if not any(isinstance(f, _ModuleUtilsFinder) for f in sys.meta_path):
-        sys.meta_path.insert(0, _ModuleUtilsFinder())
+    # The other unit tests' way: ansible.module_utils.<name> is the module_utils module they import by name, so that
+    # the classes a module catches are the ones every test raises, whatever the test order.
+    for util in sorted((ROOT / "module_utils").glob("offload_*.py")):
+        sys.modules.setdefault(f"ansible.module_utils.{util.stem}", importlib.import_module(util.stem))
     spec = importlib.util.spec_from_file_location(f"{path.stem}_docs_under_test", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
