@@ -86,16 +86,17 @@ lint-code: setup
 # random order, pytest-randomly prints the seed) and tests/lab (the ClickHouse front on its own server) run beside
 # the integration tests (file order: they share one lab), and any of them failing fails the target. pytest exit 5 (nothing collected) is a failure
 # too: a suite that runs no test proves nothing.
+# Their logs go to .test-logs/: the history-layout tests rebuild the lab, which empties .lab/.
 test: lab-up lint-code
-	@mkdir -p .lab; $(VENV)/bin/ansible-lint --profile production > .lab/ansible-lint.log 2>&1 & lint=$$!; \
+	@mkdir -p .test-logs; $(VENV)/bin/ansible-lint --profile production > .test-logs/ansible-lint.log 2>&1 & lint=$$!; \
 	  { $(VENV)/bin/pytest tests/unit -p no:cacheprovider -p randomly -q -ra $(PYTEST_ARGS) && \
-	    $(VENV)/bin/pytest tests/lab -p no:cacheprovider -p no:randomly -q -ra $(PYTEST_ARGS); } > .lab/unit-tests.log 2>&1 & unit=$$!; \
+	    $(VENV)/bin/pytest tests/lab -p no:cacheprovider -p no:randomly -q -ra $(PYTEST_ARGS); } > .test-logs/unit-tests.log 2>&1 & unit=$$!; \
 	  $(VENV)/bin/pytest tests/integration -p no:cacheprovider -p no:randomly -ra $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no integration tests" >&2; rc=1; fi; \
-	  wait $$unit; urc=$$?; tail -n 3 .lab/unit-tests.log; \
-	  if [ $$urc -ne 0 ]; then cat .lab/unit-tests.log; echo "make test: unit or tests/lab failed (rc $$urc)" >&2; rc=1; fi; \
-	  if ! wait $$lint; then cat .lab/ansible-lint.log; echo "make test: ansible-lint failed" >&2; rc=1; \
-	  else tail -1 .lab/ansible-lint.log; fi; exit $$rc
+	  wait $$unit; urc=$$?; tail -n 3 .test-logs/unit-tests.log; \
+	  if [ $$urc -ne 0 ]; then cat .test-logs/unit-tests.log; echo "make test: unit or tests/lab failed (rc $$urc)" >&2; rc=1; fi; \
+	  if ! wait $$lint; then cat .test-logs/ansible-lint.log; echo "make test: ansible-lint failed" >&2; rc=1; \
+	  else tail -1 .test-logs/ansible-lint.log; fi; exit $$rc
 
 bench: lab-up
 	@$(PY) bench/bench.py $(SECTIONS)
