@@ -50,7 +50,7 @@ options:
     type: raw
     default: 0.9
 seealso:
-  - module: offload_triage
+  - module: offload_diagnosis
 """
 
 EXAMPLES = r"""

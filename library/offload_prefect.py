@@ -292,183 +292,25 @@ timed_out:
   type: bool
 """
 
-import json
 import time
-from datetime import datetime, timedelta, timezone
-from urllib.parse import quote
+from datetime import timedelta
 
 from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.offload_common import http_api_argument_spec, to_json_safe
+from ansible.module_utils.offload_common import ProbeError, to_json_safe
 from ansible.module_utils.offload_prefect_api import PrefectAPI, PrefectHTTPError, PrefectUnreachable
+from ansible.module_utils.offload_prefect_inspect import MAX_RUNS, Inspector, inspect, inspect_argument_spec, iso, validate
 from ansible.module_utils.offload_prefect_logic import (
-    ACTIVE_STATES,
-    FAILURE_STATES,
     FINAL_STATES,
-    api_url_problem,
-    consecutive_failures,
-    count_states,
-    deployment_summary,
-    parse_deployment_name,
-    run_failure_details,
     runs_older_than,
     schedule_paused,
     state_type,
     summarize_run,
-    summarize_workers,
-    tables_from_state_message,
-    unique,
-    work_pool_summary,
     worker_lost,
 )
 
-LOG_PAGE = 200
 # Seconds the pool must stay without an online worker (heartbeat already older than heartbeat_stale_seconds)
 # before a waited-for run counts as orphaned: one late heartbeat is not a dead worker.
 WORKER_LOST_GRACE_SECONDS = 10
-MAX_LOG_LINES = 50
-MAX_RUNS = 200
-
-
-def _iso(when: datetime) -> str:
-    return when.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-class Inspector:
-    def __init__(self, module: AnsibleModule, api: PrefectAPI) -> None:
-        self.module = module
-        self.api = api
-        self.params = module.params
-        self.error = None
-
-    def note(self, message: str) -> None:
-        """Record a problem that does not stop the inspection: the first becomes `error`, others are warnings."""
-        if self.error is None:
-            self.error = message
-        else:
-            self.module.warn(message)
-
-    def deployment(self, flow: str, name: str):
-        try:
-            return self.api.get(f"/deployments/name/{quote(flow, safe='')}/{quote(name, safe='')}")
-        except PrefectHTTPError as exc:
-            if exc.status != 404:
-                self.note(f"Cannot read deployment {self.params['deployment']!r}: {exc}")
-            return None
-
-    def recent_runs(self, deployment_id: str) -> list[dict]:
-        # Runs auto-scheduled in the future are not "recent": only runs expected to have started by now
-        # (a few seconds of slack for the Date header's one-second resolution).
-        body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]},
-                              "expected_start_time": {"before_": _iso(self.api.now() + timedelta(seconds=5))}},
-                "sort": "EXPECTED_START_TIME_DESC", "limit": self.params["recent_runs"]}
-        try:
-            runs = self.api.post("/flow_runs/filter", body)
-        except PrefectHTTPError as exc:
-            self.note(f"Cannot list the flow runs of deployment {self.params['deployment']!r}: {exc}")
-            return []
-        return [r for r in runs or [] if isinstance(r, dict)]
-
-    def active_runs(self, deployment_id: str) -> list[str]:
-        body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]},
-                              "state": {"type": {"any_": list(ACTIVE_STATES)}}},
-                "sort": "EXPECTED_START_TIME_DESC", "limit": MAX_RUNS}
-        try:
-            return [r["id"] for r in self.api.post("/flow_runs/filter", body) or [] if isinstance(r, dict)]
-        except PrefectHTTPError as exc:
-            self.note(f"Cannot list the running flow runs of deployment {self.params['deployment']!r}: {exc}")
-            return []
-
-    def run_logs(self, run_id: str) -> tuple[list[dict], bool]:
-        """Logs of the run and of its direct subflow runs, oldest first; and whether a page was full."""
-        children = self.api.post("/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [run_id]}},
-                                                       "limit": MAX_RUNS})
-        ids = [run_id] + [c["id"] for c in children or [] if isinstance(c, dict) and c.get("id")]
-        flt = {"flow_run_id": {"any_": ids}}
-        logs = self.api.post("/logs/filter", {"logs": flt, "sort": "TIMESTAMP_ASC", "limit": LOG_PAGE}) or []
-        truncated = len(logs) >= LOG_PAGE
-        if truncated:
-            # More than a page: the failures are at the end of a K2 run, so also take the newest warnings/errors.
-            tail = self.api.post("/logs/filter", {"logs": {**flt, "level": {"ge_": 30}}, "sort": "TIMESTAMP_DESC",
-                                                  "limit": LOG_PAGE}) or []
-            seen = {log.get("id") for log in logs}
-            logs = sorted(logs + [log for log in tail if log.get("id") not in seen],
-                          key=lambda log: str(log.get("timestamp") or ""))
-        return [log for log in logs if isinstance(log, dict)], truncated
-
-    def flow_runs(self, runs: list[dict]) -> list[dict]:
-        out = []
-        for run in runs:
-            row = summarize_run(run)
-            row.update({"failed_tables": [], "offload_errors": None, "log_lines": None, "log_truncated": False})
-            if row["state_type"] in FAILURE_STATES:
-                row["failed_tables"] = tables_from_state_message(row["message"])
-                if self.params["include_logs"]:
-                    try:
-                        logs, truncated = self.run_logs(row["id"])
-                    except PrefectHTTPError as exc:
-                        self.note(f"Cannot read the logs of flow run {row['name']!r} ({row['id']}): {exc}")
-                    else:
-                        row.update(run_failure_details(row, logs, MAX_LOG_LINES), log_truncated=truncated)
-            out.append(row)
-        return out
-
-    def work_pool(self) -> tuple[dict, list[dict]]:
-        name = quote(self.params["work_pool"], safe="")
-        try:
-            pool = self.api.get(f"/work_pools/{name}")
-        except PrefectHTTPError as exc:
-            if exc.status != 404:
-                self.note(f"Cannot read work pool {self.params['work_pool']!r}: {exc}")
-            return work_pool_summary(None), []
-        try:
-            workers = self.api.post(f"/work_pools/{name}/workers/filter", {"limit": MAX_RUNS})
-        except PrefectHTTPError as exc:
-            self.note(f"Cannot list the workers of work pool {self.params['work_pool']!r}: {exc}")
-            workers = []
-        return work_pool_summary(pool), summarize_workers(workers, self.api.now(),
-                                                         self.params["heartbeat_stale_seconds"])
-
-
-def empty_result(api_url: str) -> dict:
-    return {"changed": False, "reachable": False, "api_url": api_url, "error": None,
-            "deployment": deployment_summary(None), "flow_runs": [], "running_runs": [],
-            "counts": count_states([]), "consecutive_failures": 0, "failed_tables": [],
-            "work_pool": work_pool_summary(None), "workers": [], "worker_online": False}
-
-
-def inspect(module: AnsibleModule, flow: str, name: str) -> dict:
-    params = module.params
-    api = PrefectAPI(params["api_url"], params["timeout"], params["validate_certs"])
-    result = empty_result(api.base)
-    try:
-        healthy = api.get("/health")
-    except PrefectUnreachable as exc:
-        result["error"] = f"Prefect API {api.base} is unreachable: {exc}"
-        return result
-    except PrefectHTTPError as exc:
-        result["error"] = f"{api.base} does not answer as the Prefect API (does api_url end in /api?): {exc}"
-        return result
-    if healthy is not True:
-        result["error"] = f"Prefect API {api.base} is not healthy: /health answered {json.dumps(healthy)[:200]}"
-        return result
-    result["reachable"] = True
-    inspector = Inspector(module, api)
-    try:
-        deployment = inspector.deployment(flow, name)
-        result["deployment"] = deployment_summary(deployment)
-        if deployment:
-            runs = inspector.recent_runs(deployment["id"])
-            result["flow_runs"] = inspector.flow_runs(runs)
-            result["running_runs"] = inspector.active_runs(deployment["id"])
-            result["counts"] = count_states(result["flow_runs"])
-            result["consecutive_failures"] = consecutive_failures(result["flow_runs"])
-            result["failed_tables"] = unique(t for r in result["flow_runs"] for t in r["failed_tables"])
-        result["work_pool"], result["workers"] = inspector.work_pool()
-        result["worker_online"] = any(w["online"] for w in result["workers"])
-    except PrefectUnreachable as exc:
-        inspector.note(f"Prefect API {api.base} stopped answering: {exc}")
-    result["error"] = inspector.error
-    return result
 
 
 def crash_zombies(module: AnsibleModule, api: PrefectAPI, runs: list[dict]) -> list[dict]:
@@ -559,7 +401,7 @@ def trigger(module: AnsibleModule, flow: str, name: str) -> dict:
 
 def next_scheduled_run(api: PrefectAPI, deployment_id: str, after: str | None) -> dict | None:
     """The deployment's earliest run expected to start after `after` (ISO time; None: any) and due by now."""
-    start = {"before_": _iso(api.now() + timedelta(seconds=5))}
+    start = {"before_": iso(api.now() + timedelta(seconds=5))}
     if after:
         start["after_"] = after
     body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]}, "expected_start_time": start},
@@ -587,7 +429,7 @@ def observe(module: AnsibleModule, flow: str, name: str) -> dict:
                 run = api.post(f"/deployments/{deployment['id']}/create_flow_run", {"parameters": params["parameters"]})
                 created += 1
             else:
-                run = next_scheduled_run(api, deployment["id"], last_start or _iso(api.now() - timedelta(seconds=5)))
+                run = next_scheduled_run(api, deployment["id"], last_start or iso(api.now() - timedelta(seconds=5)))
                 if run is None:
                     if time.monotonic() >= deadline:
                         timed_out = True
@@ -611,39 +453,22 @@ def observe(module: AnsibleModule, flow: str, name: str) -> dict:
 
 
 def main() -> None:
-    argument_spec = http_api_argument_spec("http://127.0.0.1:4200/api", "PREFECT_API_URL")
+    argument_spec = inspect_argument_spec()
     argument_spec.update(
         action={"type": "str", "default": "inspect", "choices": ["inspect", "trigger", "reap", "observe"]},
         parameters={"type": "dict", "default": {}},
         wait_timeout={"type": "int", "default": 600},
         runs={"type": "int", "default": 3},
-        deployment={"type": "str", "default": "iceberg-offload-main/iceberg-offload-15min"},
-        work_pool={"type": "str", "default": "iceberg-offload"},
-        recent_runs={"type": "int", "default": 10},
-        heartbeat_stale_seconds={"type": "int", "default": 90},
-        include_logs={"type": "bool", "default": True},
         crash_runs_started_before={"type": "str"},
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[("action", "reap", ["crash_runs_started_before"])])
     params = module.params
 
-    problem = api_url_problem(params["api_url"])
-    if problem:
-        module.fail_json(msg=f"api_url {params['api_url']!r} {problem}: expected e.g. http://127.0.0.1:4200/api.")
     try:
-        flow, name = parse_deployment_name(params["deployment"])
-    except ValueError as exc:
-        module.fail_json(msg=f"{str(exc)[:1].upper()}{str(exc)[1:]}.")
-    if not params["work_pool"] or not params["work_pool"].strip():
-        module.fail_json(msg="work_pool must not be empty (K2: iceberg-offload).")
-    if not 1 <= params["recent_runs"] <= MAX_RUNS:
-        module.fail_json(msg=f"recent_runs must be between 1 and {MAX_RUNS}, got {params['recent_runs']}.")
-    if params["heartbeat_stale_seconds"] <= 0:
-        module.fail_json(msg=f"heartbeat_stale_seconds must be positive, got {params['heartbeat_stale_seconds']}.")
-    if params["timeout"] <= 0:
-        module.fail_json(msg=f"timeout must be positive, got {params['timeout']}.")
-
+        flow, name = validate(params)
+    except ProbeError as exc:
+        module.fail_json(msg=str(exc))
     if params["wait_timeout"] < 0:
         module.fail_json(msg=f"wait_timeout must be >= 0, got {params['wait_timeout']}.")
     if not 1 <= params["runs"] <= 20:

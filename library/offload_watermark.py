@@ -295,11 +295,21 @@ queries:
 import hashlib
 import io
 import os
-import traceback
 from datetime import datetime, timezone
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.offload_common import first_line, invalid_identifiers, postgres_argument_spec, to_json_safe
+from ansible.module_utils.offload_common import ProbeError, first_line, invalid_identifiers, postgres_argument_spec, to_json_safe
+from ansible.module_utils.offload_watermark_db import (
+    HAS_PSYCOPG2,
+    PSYCOPG2_IMPORT_ERROR,
+    SqlError,
+    WatermarkDB,
+    inspect,
+    inspect_argument_spec,
+    inspect_problem,
+    psycopg2,
+    where,
+)
 from ansible.module_utils.offload_watermark_logic import (
     COLUMNS_SQL,
     LAYOUT_ABSENT,
@@ -307,13 +317,8 @@ from ansible.module_utils.offload_watermark_logic import (
     LAYOUT_STATE,
     SERVER_SQL,
     WATERMARK_TABLE,
-    Thresholds,
-    build_watermarks,
     detect_layout,
-    missing_columns,
-    to_utc,
     unique,
-    watermark_sql,
 )
 from ansible.module_utils.offload_watermark_repair import (
     COUNT_SQL,
@@ -325,89 +330,6 @@ from ansible.module_utils.offload_watermark_repair import (
     plan_repair,
     repair_statements,
 )
-
-try:
-    import psycopg2
-    HAS_PSYCOPG2 = True
-    PSYCOPG2_IMPORT_ERROR = None
-except ImportError:
-    psycopg2 = None  # for unit tests and a clean missing_required_lib message
-    HAS_PSYCOPG2 = False
-    PSYCOPG2_IMPORT_ERROR = traceback.format_exc()
-
-APPLICATION_NAME = "ansible-offload_watermark"
-STATEMENT_TIMEOUT_MS = 30000
-
-
-class SqlError(Exception):
-    """An SQL statement failed; carries the statement for the message."""
-
-    def __init__(self, query: str, error: Exception):
-        super().__init__(f"Cannot execute SQL '{query}': {first_line(error)}")
-
-
-class WatermarkDB:
-    """One connection to the watermark database; records every statement it runs."""
-
-    def __init__(self, params: dict, readonly: bool):
-        conn_args = {"host": params["login_host"], "port": params["login_port"], "user": params["login_user"],
-                     "dbname": params["login_db"], "connect_timeout": params["connect_timeout"],
-                     "application_name": APPLICATION_NAME, "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"}
-        if params.get("login_password"):
-            conn_args["password"] = params["login_password"]
-        self.conn = psycopg2.connect(**conn_args)
-        self.conn.set_session(readonly=readonly, autocommit=False)
-        self.queries = []
-
-    def _run(self, cur, sql: str, params: dict | None) -> None:
-        """Record the statement with its bound values, then run it; an error names the statement."""
-        text = cur.mogrify(sql, params).decode("utf-8", errors="replace")
-        self.queries.append(text)
-        try:
-            cur.execute(sql, params)
-        except psycopg2.Error as exc:
-            raise SqlError(text, exc) from exc
-
-    def rows(self, sql: str, params: dict) -> list[dict]:
-        with self.conn.cursor() as cur:
-            self._run(cur, sql, params)
-            names = [d[0] for d in cur.description]
-            return [dict(zip(names, r)) for r in cur.fetchall()]
-
-    def execute(self, sql: str, params: dict | None = None) -> int:
-        """A statement whose rows are not fetched (a set-based DELETE of a million rows stays on the server)."""
-        with self.conn.cursor() as cur:
-            self._run(cur, sql, params)
-            return cur.rowcount
-
-    def close(self) -> None:
-        try:
-            self.conn.rollback()  # read-only actions end here; write actions commit before
-        finally:
-            self.conn.close()
-
-
-def inspect(module: AnsibleModule, db: WatermarkDB, tables: list[str]) -> dict:
-    params = module.params
-    server = db.rows(SERVER_SQL, {"table": WATERMARK_TABLE})[0]
-    now, schema = to_utc(server["server_time"]), server["table_schema"]
-    columns = None
-    if schema is not None:
-        columns = [r["column_name"] for r in db.rows(COLUMNS_SQL, {"schema": schema, "table": WATERMARK_TABLE})]
-    layout = detect_layout(columns)
-    rows = []
-    sql = watermark_sql(layout, columns)
-    if sql is not None and tables:
-        rows = db.rows(sql, {"tables": tables})
-    limits = Thresholds(stale_running_minutes=params["stale_running_minutes"],
-                        history_row_limit=params["history_row_limit"],
-                        future_tolerance_seconds=params["future_tolerance_seconds"])
-    watermarks, anomalies = build_watermarks(layout, rows, tables, now, limits)
-    if layout == LAYOUT_ABSENT:
-        module.warn(f"The table {WATERMARK_TABLE} does not exist in database {params['login_db']}.")
-    return {"layout": layout, "schema": schema, "columns": columns or [],
-            "missing_columns": missing_columns(layout, columns), "server_time": now, "watermarks": watermarks,
-            "anomalies": anomalies}
 
 
 def _layout(db: WatermarkDB) -> tuple[str, list]:
@@ -548,14 +470,11 @@ ACTIONS = {"inspect": (inspect, True), "repair": (repair, False), "prune": (prun
 
 def validate(module: AnsibleModule) -> list[str]:
     params = module.params
-    tables = params["tables"] or []
-    bad = unique(invalid_identifiers(tables))
-    if bad:
-        module.fail_json(msg=f"Invalid table name(s) {', '.join(repr(b) for b in bad)}: only letters, digits and "
-                             "underscores are accepted (at most 63 characters, not starting with a digit).")
-    for name in ("stale_running_minutes", "history_row_limit", "future_tolerance_seconds", "tolerance_seconds"):
-        if params[name] < 0:
-            module.fail_json(msg=f"{name} must be >= 0, got {params[name]}.")
+    problem = inspect_problem(params)
+    if problem:
+        module.fail_json(msg=problem)
+    if params["tolerance_seconds"] < 0:
+        module.fail_json(msg=f"tolerance_seconds must be >= 0, got {params['tolerance_seconds']}.")
     if params["keep"] < 1:
         module.fail_json(msg=f"keep must be at least 1 (the newest row is the watermark), got {params['keep']}.")
     bad = unique(invalid_identifiers(params["in_flight_tables"] or []))
@@ -564,7 +483,7 @@ def validate(module: AnsibleModule) -> list[str]:
     needs = {"backup": "backup_dir", "restore": "backup_file"}.get(params["action"])
     if needs and not params[needs]:
         module.fail_json(msg=f"action={params['action']} needs {needs}.")
-    return unique(tables)
+    return unique(params["tables"])
 
 
 def main() -> None:
@@ -572,9 +491,7 @@ def main() -> None:
     argument_spec.update(
         action={"type": "str", "default": "inspect", "choices": list(ACTIONS)},
         tables={"type": "list", "elements": "str", "required": True},
-        stale_running_minutes={"type": "int", "default": 30},
-        history_row_limit={"type": "int", "default": 100},
-        future_tolerance_seconds={"type": "int", "default": 60},
+        **inspect_argument_spec(),
         cold={"type": "dict", "default": {}},
         hot_oldest={"type": "dict", "default": {}},
         in_flight_tables={"type": "list", "elements": "str", "default": []},
@@ -589,17 +506,16 @@ def main() -> None:
     tables = validate(module)
     params = module.params
     action, readonly = ACTIONS[params["action"]]
-    where = f"{params['login_host']}:{params['login_port']}/{params['login_db']}"
     try:
         db = WatermarkDB(params, readonly=readonly)
-    except psycopg2.Error as exc:
-        module.fail_json(msg=f"Cannot connect to PostgreSQL at {where} as {params['login_user']}: {first_line(exc)}")
+    except ProbeError as exc:
+        module.fail_json(msg=str(exc))
     try:
         result = action(module, db, tables)
     except SqlError as exc:
-        module.fail_json(msg=f"{where}: {exc}", queries=db.queries)
+        module.fail_json(msg=f"{where(params)}: {exc}", queries=db.queries)
     except psycopg2.Error as exc:
-        module.fail_json(msg=f"PostgreSQL error at {where}: {first_line(exc)}", queries=db.queries)
+        module.fail_json(msg=f"PostgreSQL error at {where(params)}: {first_line(exc)}", queries=db.queries)
     finally:
         try:
             db.close()

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # PRIVATE to this project's modules: the client side of ClickHouse's HTTP interface (clickhouse-connect), shared by
-# the modules that read ClickHouse (library/offload_clickhouse.py keeps a copy of connect/Inspector until it imports
-# this one, see the capacity report's hand-over notes; library/offload_capacity_info.py). Read-only use: no session
+# the modules that read ClickHouse (module_utils/offload_clickhouse_inspect.py for offload_clickhouse and the
+# diagnosis, library/offload_capacity_info.py). Read-only use: no session
 # (the client is then safe to share between threads), every query bounded server-side by max_execution_time.
 # Imported as ansible.module_utils.offload_clickhouse_api.
 from __future__ import annotations

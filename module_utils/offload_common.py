@@ -14,6 +14,23 @@ from ansible.module_utils.basic import env_fallback
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 
+class ProbeError(Exception):
+    """A read-only probe's input or answer that ends the probe; its message is the one-line finding (a module
+    fails with it, the diagnosis reports the probe blind with it)."""
+
+
+class ProbeReporter:
+    """What a probe needs from its caller: its options and a place for warnings. An AnsibleModule is one; the
+    diagnosis module (offload_diagnosis) gives each probe run in its threads one of these."""
+
+    def __init__(self, params: dict) -> None:
+        self.params = params
+        self.warnings: list[str] = []
+
+    def warn(self, warning: str) -> None:
+        self.warnings.append(warning)
+
+
 def postgres_argument_spec() -> dict:
     """Connection to the watermark database (K2: database prefect on k2-prefect-db)."""
     return {

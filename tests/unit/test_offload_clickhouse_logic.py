@@ -6,11 +6,10 @@ import importlib.util
 import json
 import random
 import re
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import offload_clickhouse_api
+import offload_clickhouse_inspect
 import offload_clickhouse_logic as L
 import pytest
 
@@ -470,9 +469,6 @@ class FailJson(Exception):
 @pytest.fixture(scope="module")
 def module_file():
     """library/offload_clickhouse.py imported with its ansible.module_utils.* names pointing at module_utils/."""
-    sys.modules.setdefault("ansible.module_utils.offload_common", offload_common)
-    sys.modules.setdefault("ansible.module_utils.offload_clickhouse_logic", L)
-    sys.modules.setdefault("ansible.module_utils.offload_clickhouse_api", offload_clickhouse_api)
     spec = importlib.util.spec_from_file_location("offload_clickhouse_module", ROOT / "library" / "offload_clickhouse.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -496,7 +492,7 @@ def run_main(mod, monkeypatch, args: dict, client=None, connect_error: Exception
 
     monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
     monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    monkeypatch.setattr(mod, "connect", connect)
+    monkeypatch.setattr(offload_clickhouse_inspect, "connect", connect)
     with patch_module_args(args):
         try:
             mod.main()

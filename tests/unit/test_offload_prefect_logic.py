@@ -144,7 +144,7 @@ def test_relevant_log_lines_keep_the_last_ones_clipped():
 
 
 def test_relevant_log_lines_feed_the_triage_rules():
-    """The lines are plain strings that offload_rules classifies (the contract with offload_triage)."""
+    """The lines are plain strings that offload_rules classifies (the contract with offload_diagnosis)."""
     import offload_rules
     logs = [{"level": 40, "message": "✗ Offload failed: bronze_trades_binance"},
             {"level": 40, "message": "  Exit code: 1"},
