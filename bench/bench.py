@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT / "lab"))
 import faults  # noqa: E402
 import lab_clients  # noqa: E402
 import stack  # noqa: E402
+import yaml  # noqa: E402
 from config import LabConfig  # noqa: E402
 
 LABCTL = [sys.executable, str(ROOT / "lab" / "labctl.py")]
@@ -185,16 +186,39 @@ def bench_cycle(cfg, dc, prefect, env) -> int:
     return 0
 
 
+def synthetic_tables(count: int) -> list[dict]:
+    """The lab's tables, then configs of tables ClickHouse does not have (each costs its probes' queries and
+    metadata reads, as a real table's would, without the lab holding 100 tables)."""
+    lab_tables = yaml.safe_load((ROOT / "inventory" / "lab" / "group_vars" / "all" / "k2.yml").read_text())["k2_tables"]
+    tables = [{k: v for k, v in t.items() if k != "columns"} for t in lab_tables][:count]
+    for i in range(count - len(tables)):
+        tables.append({**tables[i % len(lab_tables)], "source": f"bench_synthetic_{i}", "target": f"cold.bench_synthetic_{i}"})
+    return tables
+
+
 def bench_diagnose(cfg, dc, prefect, env) -> int:
     print("\n== diagnosis: playbooks/diagnose.yml vs the runbook's own commands run one after another")
     playbook = [str(ROOT / ".venv" / "bin" / "ansible-playbook"), str(ROOT / "playbooks" / "diagnose.yml"),
-                "-e", "report_path=/tmp/k2-bench-diagnose.json"]
-    diag = [timed_cmd(playbook, env) for _ in range(RUNS)]
-    shell = [timed_cmd([str(ROOT / "bench" / "runbook_diagnosis.sh")], env) for _ in range(RUNS)]
-    print(f"diagnose.yml (all tables, concurrent probes, triage, report): {statistics.median(diag):6.1f} s   "
-          f"(median of {RUNS})")
-    print(f"runbook step 1-4 commands, sequential (no triage):            {statistics.median(shell):6.1f} s   "
+                "-e", "report_path=/tmp/k2-bench-diagnose-{{ inventory_hostname }}.json"]
+    diag = statistics.median(timed_cmd(playbook, env) for _ in range(RUNS))
+    shell = statistics.median(timed_cmd([str(ROOT / "bench" / "runbook_diagnosis.sh")], env) for _ in range(RUNS))
+    print(f"diagnose.yml (all tables, concurrent probes, triage, report): {diag:6.1f} s   (median of {RUNS})")
+    print(f"runbook step 1-4 commands, sequential (no triage):            {shell:6.1f} s   "
           f"(median of {RUNS}; plus the engineer's reading time)")
+    print(f"ratio diagnose.yml / runbook commands:                        {diag / shell:6.1f}x  (goal <= 2.0)")
+    print("scaling, diagnose.yml wall time (tables beyond the lab's 3 are synthetic configs):")
+    for count in (10, 50, 100):
+        extra = ["-e", json.dumps({"k2_tables": synthetic_tables(count)})]
+        took = statistics.median(timed_cmd(playbook + extra, env) for _ in range(RUNS))
+        print(f"  {count:3d} tables, 1 host:  {took:6.1f} s   (median of {RUNS})")
+    twin = [str(ROOT / ".venv" / "bin" / "python"), str(ROOT / "lab" / "twin.py"), "b"]
+    subprocess.run(twin + ["up"], check=True, capture_output=True, env=env, cwd=ROOT)
+    try:
+        both = ["-i", str(ROOT / ".lab" / "twins" / "hosts.yml")]
+        took = statistics.median(timed_cmd(playbook + both, env) for _ in range(RUNS))
+        print(f"    3 tables, 2 hosts: {took:6.1f} s   (median of {RUNS}; the lab and twin b, forks 10)")
+    finally:
+        subprocess.run(twin + ["down"], check=True, capture_output=True, env=env, cwd=ROOT)
     return 0
 
 
