@@ -52,7 +52,14 @@ class _SpecCaptured(Exception):
 
 
 def _argument_spec(path: Path) -> dict:
-    """What the module hands to AnsibleModule: its main() runs until AnsibleModule is built, then stops."""
+    """What the module hands to AnsibleModule: its main() runs until AnsibleModule is built, then stops. A module
+    documented in library/ and run on the controller by its action plugin (no main()): the plugin's ARGUMENT_SPEC."""
+    plugin = ROOT / "action_plugins" / path.name
+    if plugin.exists():
+        spec = importlib.util.spec_from_file_location(f"{path.stem}_action_under_test", plugin)
+        action = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(action)
+        return action.ARGUMENT_SPEC
     # The other unit tests' way: ansible.module_utils.<name> is the module_utils module they import by name, so that
     # the classes a module catches are the ones every test raises, whatever the test order.
     for util in sorted((ROOT / "module_utils").glob("offload_*.py")):
