@@ -79,7 +79,7 @@ lint: setup lint-code
 
 # Python (ruff.toml) and YAML (.yamllint) lint; ansible-lint runs in `lint` and `test`.
 lint-code: setup
-	@$(VENV)/bin/ruff check --no-cache library module_utils doc_fragments lab bench tests
+	@$(VENV)/bin/ruff check --no-cache library module_utils doc_fragments action_plugins lab bench tests
 	@$(VENV)/bin/yamllint --strict .
 
 # ansible-lint (~2 min, one core), the unit tests (no lab; ~1 min, mostly the AWX configuration's offline run; in a
