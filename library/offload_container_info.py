@@ -59,6 +59,10 @@ options:
         description: Absolute path of the file inside the container.
         type: str
         required: true
+  offload_script:
+    description: The offload job's script (K2 C(offload_generic.py)); RV(offload_jobs) lists its processes.
+    type: str
+    default: offload_generic.py
   timeout:
     description: Upper bound in seconds of each Docker API call; a slower engine is reported unreachable.
     type: int
@@ -108,6 +112,15 @@ processes:
   description: Per container of O(processes_in), C(rc) (null when the exec could not run), C(output), C(error).
   returned: always
   type: dict
+offload_jobs:
+  description:
+    - Per container of O(processes_in) whose C(ps) answered, the offload jobs running in it (processes of
+      O(offload_script)) with C(pid), C(elapsed_seconds), C(table) (its C(--source-table), null when absent) and
+      C(args). A container whose C(ps) failed is absent - its jobs are unknown, which is not "none".
+  returned: always
+  type: dict
+  sample: {k2-spark-iceberg: [{pid: 4242, elapsed_seconds: 95, table: bronze_trades_binance,
+                               args: "python3 /home/iceberg/offload/offload_generic.py --source-table ..."}]}
 files:
   description: Per O(file_checks) entry, C(container), C(path), C(present) (null when unknown) and C(error).
   returned: always
@@ -116,7 +129,7 @@ files:
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.offload_docker import CONTAINER_NAME
+from ansible.module_utils.offload_docker import CONTAINER_NAME, parse_offload_processes
 from ansible.module_utils.offload_docker_api import DOCKER_SDK_IMPORT_ERROR, HAS_DOCKER_SDK, DockerUnavailable, connect, gather
 
 
@@ -129,6 +142,7 @@ def main() -> None:
             "file_checks": {"type": "list", "elements": "dict", "default": [],
                             "options": {"container": {"type": "str", "required": True},
                                         "path": {"type": "str", "required": True}}},
+            "offload_script": {"type": "str", "default": "offload_generic.py"},
             "timeout": {"type": "int", "default": 10},
         },
         supports_check_mode=True,
@@ -153,12 +167,14 @@ def main() -> None:
         api = connect(params["timeout"])
     except DockerUnavailable as exc:
         module.exit_json(changed=False, reachable=False, error=str(exc), containers={}, errors={}, processes={},
-                         files=[])
+                         offload_jobs={}, files=[])
     try:
         result = gather(api, params["containers"], params["memory_of"], params["processes_in"], params["file_checks"])
     finally:
         api.close()
-    module.exit_json(changed=False, **result)
+    jobs = {name: parse_offload_processes(ps["output"], params["offload_script"])
+            for name, ps in result["processes"].items() if ps["rc"] == 0}
+    module.exit_json(changed=False, offload_jobs=jobs, **result)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ def test_reads_state_memory_processes_and_files(stack_read):
     assert absent["exists"] is False and absent["status"] == "absent"
     ps = result["processes"][SPARK]
     assert ps["rc"] == 0 and "sleep infinity" in ps["output"]
+    assert result["offload_jobs"] == {SPARK: []}  # the lab's schedule is paused: no offload runs unless started
     assert [(f["path"], f["present"]) for f in result["files"]] == [(JDBC, True), ("/nonexistent/file", False)]
 
 
