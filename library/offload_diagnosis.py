@@ -14,7 +14,7 @@ description:
     Prometheus (alert, rule, metrics), Alertmanager and the Docker engine (container states, ClickHouse's memory,
     offload processes and the JDBC driver in the Spark container) concurrently ("Run these checks in parallel"),
     each in its own thread, then applies the runbook's decision tree and names the scenario(s).
-  - Each probe is the read path of the module of its component (M(offload_watermark), M(offload_clickhouse),
+  - Each probe is the read path of the module of its component (M(offload_watermark_info), M(offload_clickhouse),
     M(offload_iceberg_info), M(offload_prefect), M(offload_alerts), M(offload_container_info)), with the same
     options and the same findings; running them in one process saves a module start per probe.
   - A probe that fails, rejects its input or does not answer within O(probe_timeout) is a finding - its component
@@ -29,7 +29,7 @@ extends_documentation_fragment:
   - offload.info_module
 options:
   watermarks:
-    description: The watermark probe - the connection to the watermark database and M(offload_watermark)'s
+    description: The watermark probe - the connection to the watermark database and M(offload_watermark_info)'s
       inspection thresholds.
     type: dict
     default: {}

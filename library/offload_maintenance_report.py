@@ -7,11 +7,12 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: offload_maintenance_report
-short_description: Decide and report the weekly watermark hygiene from what offload_watermark read and did
+short_description: Decide and report the weekly watermark hygiene from what was read, planned and done
 description:
   - Pure logic, no I/O (rules in module_utils/offload_maintenance.py). Takes the registered results of
-    M(offload_watermark) - V(inspect), the prune planned in check mode (run and rolled back), the V(backup) taken
-    first and the V(prune) - and returns the maintenance report, its status and a summary.
+    M(offload_watermark_info) and M(offload_watermark) - the watermarks read, the prune planned in check mode
+    (run and rolled back), the V(backup) taken first and the V(prune) - and returns the maintenance report, its
+    status and a summary.
   - History layout (the runbook's append-only table) - the rows each configured table had and kept, the backup
     file. State layout (K2's real table, one row per table) - nothing to prune; the watermark rows stuck
     C(running), with NULL values, ahead of the server's clock or missing are reported with what to do (the project's
@@ -30,7 +31,7 @@ attributes:
     support: full
 options:
   inspect:
-    description: The registered result of M(offload_watermark) with V(inspect) (its C(layout), C(anomalies), ...).
+    description: The registered result of M(offload_watermark_info) (its C(layout), C(anomalies), ...).
     type: dict
     required: true
   plan:
@@ -130,7 +131,7 @@ def main() -> None:
     if p["keep"] < 1:
         module.fail_json(msg=f"keep must be at least 1 (the newest row is the watermark), got {p['keep']}.")
     if p["inspect"].get("failed") or "layout" not in p["inspect"]:
-        module.fail_json(msg="inspect is not a result of offload_watermark action=inspect (no layout): "
+        module.fail_json(msg="inspect is not a result of offload_watermark_info (no layout): "
                              f"{str(p['inspect'].get('msg') or '')[:200]}")
     report = build_report(p["inspect"], p["keep"], p["tables"], p["plan"], p["backup"], p["prune"],
                           check_mode=module.check_mode)

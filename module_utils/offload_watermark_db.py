@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # PRIVATE to this project's modules: the PostgreSQL side of the watermark table - one recorded connection and the
-# read-only inspection, shared by library/offload_watermark.py (every action) and library/offload_diagnosis.py (the
-# diagnosis' watermark probe). Imported as ansible.module_utils.offload_watermark_db.
+# read-only inspection, shared by library/offload_watermark.py (the changes), library/offload_watermark_info.py and
+# library/offload_diagnosis.py (the diagnosis' watermark probe). Imported as ansible.module_utils.offload_watermark_db.
 from __future__ import annotations
 
 import traceback
@@ -98,12 +98,20 @@ class WatermarkDB:
             self.conn.close()
 
 
-def inspect_problem(params: dict) -> str | None:
-    """The one-line error of bad inspection input (table names, thresholds), else None."""
-    bad = unique(invalid_identifiers(params["tables"] or []))
+def tables_problem(tables: list | None) -> str | None:
+    """The one-line error of table names that are not plain identifiers, else None."""
+    bad = unique(invalid_identifiers(tables or []))
     if bad:
         return (f"Invalid table name(s) {', '.join(repr(b) for b in bad)}: only letters, digits and underscores are "
                 "accepted (at most 63 characters, not starting with a digit).")
+    return None
+
+
+def inspect_problem(params: dict) -> str | None:
+    """The one-line error of bad inspection input (table names, thresholds), else None."""
+    problem = tables_problem(params["tables"])
+    if problem:
+        return problem
     for name in THRESHOLD_OPTIONS:
         if params[name] < 0:
             return f"{name} must be >= 0, got {params[name]}."

@@ -154,7 +154,7 @@ def test_module_reports_and_never_changes_anything(module_file, monkeypatch):
     ({"keep": 0}, "keep must be at least 1 (the newest row is the watermark), got 0."),
     ({"tables": ["t; drop"]}, "Invalid table name(s) 't; drop'"),
     ({"inspect": {"failed": True, "msg": "Cannot connect to PostgreSQL at 127.0.0.1:1/prefect"}},
-     "inspect is not a result of offload_watermark action=inspect (no layout): Cannot connect"),
+     "inspect is not a result of offload_watermark_info (no layout): Cannot connect"),
 ])
 def test_module_bad_input_is_one_line(module_file, monkeypatch, args, message):
     r = run(module_file, monkeypatch, {"inspect": inspect(), "keep": 100, "tables": TABLES, **args})

@@ -1,4 +1,4 @@
-"""offload_watermark (action inspect) through real ansible-playbook against the lab's PostgreSQL.
+"""offload_watermark_info through real ansible-playbook against the lab's PostgreSQL.
 
 Read-only: nothing here writes to the lab (another process may be injecting faults, so values such as status,
 failure_count or the watermark itself can change between runs; the assertions only rely on what a read-only
@@ -28,7 +28,7 @@ PASSWORD = "k2-lab-prefect"
 LAB = {"login_host": HOST, "login_port": PORT, "login_password": PASSWORD}
 BRONZE = ["bronze_trades_binance", "bronze_trades_kraken", "bronze_trades_coinbase"]
 UNKNOWN = "no_such_table_k2_test"
-MODULE = "offload_watermark"
+MODULE = "offload_watermark_info"
 PER_TABLE_KEYS = {"exists", "timestamp", "sequence", "status", "failure_count", "last_error_message",
                   "last_successful_run", "updated_at", "created_at", "last_offload_row_count",
                   "last_run_duration_seconds", "row_count", "lag_minutes", "anomalies"}
