@@ -44,7 +44,7 @@ notes:
   - Sample values are returned as numbers; C(NaN) and infinities become null, with the string Prometheus sent in
     C(raw).
 seealso:
-  - module: offload_prefect
+  - module: offload_prefect_info
 """
 
 EXAMPLES = r"""

@@ -135,7 +135,7 @@ notes:
 seealso:
   - module: offload_clickhouse
     description: The runbook's one-hour volume check (Scenario 5) and TTL headroom.
-  - module: offload_prefect
+  - module: offload_prefect_info
     description: Recent flow runs and their failures (diagnosis).
 """
 

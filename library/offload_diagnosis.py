@@ -15,7 +15,7 @@ description:
     offload processes and the JDBC driver in the Spark container) concurrently ("Run these checks in parallel"),
     each in its own thread, then applies the runbook's decision tree and names the scenario(s).
   - Each probe is the read path of the module of its component (M(offload_watermark_info), M(offload_clickhouse),
-    M(offload_iceberg_info), M(offload_prefect), M(offload_alerts), M(offload_container_info)), with the same
+    M(offload_iceberg_info), M(offload_prefect_info), M(offload_alerts), M(offload_container_info)), with the same
     options and the same findings; running them in one process saves a module start per probe.
   - A probe that fails, rejects its input or does not answer within O(probe_timeout) is a finding - its component
     is reported unreachable (C(blind) unless a down container explains it) - never the end of the diagnosis.
@@ -75,7 +75,7 @@ options:
       written_warehouse_path: {description: The warehouse path written into Iceberg metadata (inside Spark).,
                                type: str, default: /home/iceberg/warehouse}
   prefect:
-    description: The Prefect probe - M(offload_prefect)'s inspection options.
+    description: The Prefect probe - M(offload_prefect_info)'s options.
     type: dict
     default: {}
     suboptions:

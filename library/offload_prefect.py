@@ -7,20 +7,11 @@ from __future__ import annotations
 DOCUMENTATION = r"""
 ---
 module: offload_prefect
-short_description: Inspect K2's Iceberg offload orchestration in Prefect 3, and trigger a verifying flow run
+short_description: Run and follow K2's Iceberg offload flow runs in Prefect 3 (verify, reap zombies, observe)
 description:
-  - Runbook "Iceberg Offload Consecutive Failures", diagnosis steps 2 and 3, through Prefect's REST API (no
-    Prefect client library).
-  - Reports the deployment and whether its schedule is paused, the recent flow runs of the deployment (newest
-    first) with the number of FAILED/CRASHED runs in a row, the runs in flight, the work pool and its workers'
-    heartbeats.
-  - For the recent FAILED/CRASHED runs it reads the runs' logs, including the logs of their layer subflows
-    (K2's C(offload-bronze-layer) and so on, where the task C(offload-table) logs), keeps the relevant lines and
-    parses K2's lines C(✗ Offload failed) (followed by C(Exit code) and C(Stderr)) and C(✗ Offload timeout)
-    into the tables that failed.
-  - A Prefect server that cannot be reached is a finding (RV(reachable=false) with a one-line RV(error)), not a
-    failure. The module fails only on bad input.
-  - O(action=inspect) only reads. O(action=trigger) creates one flow run of the deployment (the runbook's
+  - Acts on the offload deployment through Prefect's REST API (no Prefect client library); M(offload_prefect_info)
+    reads it.
+  - O(action=trigger) creates one flow run of the deployment (the runbook's
     C(prefect deployment run ...) of "Verify recovery"), but only when no run of it is in flight, and waits for
     the run's final state; a run already in flight is waited for instead of starting a second one (two runs at
     once double rows on K2).
@@ -35,25 +26,25 @@ author: K2 offload automation
 attributes:
   check_mode:
     support: full
-    details: C(inspect) runs the same in check mode; C(trigger) reports the run it would create and creates none;
+    details: C(trigger) reports the run it would create and creates none;
       C(reap) reports the runs it would crash; C(observe) waits on scheduled runs but creates none.
   diff_mode:
     support: none
   idempotent:
     support: partial
-    details: C(inspect) is read-only; C(trigger) and C(observe) create a run only when none is in flight.
+    details: C(trigger) and C(observe) create a run only when none is in flight.
 extends_documentation_fragment:
   - offload.http_api
 options:
   action:
     description:
-      - C(inspect) only reads; C(trigger) creates (or joins) a flow run and waits for it.
+      - C(trigger) creates (or joins) a flow run and waits for it.
       - C(reap) sets the deployment's zombie runs CRASHED (see O(crash_runs_started_before)) and returns the runs
         still in flight (RV(live_runs)).
       - C(observe) follows the next O(runs) flow runs to their final state (post-incident verification).
     type: str
-    choices: [inspect, trigger, reap, observe]
-    default: inspect
+    choices: [trigger, reap, observe]
+    required: true
   parameters:
     description: Flow run parameters for O(action=trigger) (K2's main flow takes none).
     type: dict
@@ -82,26 +73,12 @@ options:
     description: The work pool whose workers run the deployment's flow runs.
     type: str
     default: iceberg-offload
-  recent_runs:
-    description:
-      - How many of the deployment's most recent flow runs to read (1 to 200). Runs scheduled in the future are
-        not counted.
-    type: int
-    default: 10
   heartbeat_stale_seconds:
     description:
       - A worker counts as online only if Prefect reports it C(ONLINE) and its last heartbeat is younger than
         this (Prefect workers beat every 30 s by default).
     type: int
     default: 90
-  include_logs:
-    description:
-      - Read the logs of the recent FAILED/CRASHED runs and of their subflows, keep at most 50 relevant lines per
-        run (level WARNING or above, or lines about an offload, an error, an exception or a timeout) and parse
-        the failed tables from them.
-      - Without logs, RV(flow_runs[].failed_tables) falls back to the tables named in the runs' state messages.
-    type: bool
-    default: true
   crash_runs_started_before:
     description:
       - With O(action=reap), the worker container's last start (ISO 8601). Runs in flight that started before it
@@ -110,55 +87,29 @@ options:
         (RV(crashed_runs)).
     type: str
 notes:
-  - K2's flow runs one subflow per layer; the C(✗ Offload failed) lines are logged by the task runs of those
-    subflows, so their logs are read with the parent run's.
-  - RV(consecutive_failures) skips runs still in flight (scheduled, late, pending, running) at the head of the
-    list and stops at the first run in another final state (C(COMPLETED), C(CANCELLED)).
   - Heartbeat ages are measured against the Prefect server's clock (its HTTP C(Date) header) when available.
 seealso:
-  - module: offload_alerts
+  - module: offload_prefect_info
 """
 
 EXAMPLES = r"""
 ---
-- name: Inspect the offload orchestration (runbook step 2 and 3)
+- name: Run the offload once (or join the run in flight) and wait for its final state
   offload_prefect:
+    action: trigger
     api_url: "{{ k2_prefect_api_url }}"
-  register: prefect
+    wait_timeout: 900
+  register: verification
 
-- name: Worker is down (runbook scenario 1)
-  ansible.builtin.debug:
-    msg: "No online worker on {{ prefect.work_pool.name }}"
-  when: prefect.reachable and not prefect.worker_online
-
-- name: Tables failing in the recent runs
-  ansible.builtin.debug:
-    msg: "{{ prefect.consecutive_failures }} failed runs in a row; tables {{ prefect.failed_tables }}"
-
-- name: Only the run states, no logs
+- name: Post-incident - follow the next 3 flow runs
   offload_prefect:
-    recent_runs: 5
-    include_logs: false
-  register: prefect_states
+    action: observe
+    runs: 3
+    wait_timeout: 3600
 """
 
 RETURN = r"""
 ---
-reachable:
-  description: Whether the Prefect API answered its health check.
-  returned: always
-  type: bool
-  sample: true
-api_url:
-  description: The API base URL used.
-  returned: always
-  type: str
-  sample: http://127.0.0.1:4200/api
-error:
-  description: One line describing the first problem met (server unreachable, unexpected answer), else null.
-  returned: always
-  type: str
-  sample: "Prefect API http://127.0.0.1:4200/api is unreachable: [Errno 111] Connection refused"
 crashed_runs:
   description: Zombie runs set CRASHED (or, in check mode, that would be) because of O(crash_runs_started_before).
   returned: with O(action=reap)
@@ -169,98 +120,6 @@ live_runs:
   returned: with O(action=reap)
   type: list
   elements: dict
-deployment:
-  description: The deployment. RV(deployment.paused) is true when its schedule cannot create runs.
-  returned: always
-  type: dict
-  sample:
-    exists: true
-    id: f471e6de-7c8a-452b-a699-b9015c9d7cba
-    name: iceberg-offload-15min
-    paused: true
-    schedules: [{cron: "*/15 * * * *", interval: null, rrule: null, timezone: UTC, active: true}]
-    work_pool_name: iceberg-offload
-    status: READY
-    last_polled: "2026-11-26T07:43:04.166220Z"
-flow_runs:
-  description:
-    - The deployment's most recent flow runs, newest (by expected start time) first.
-    - C(log_lines) and C(offload_errors) are null for runs that are not FAILED/CRASHED or when
-      O(include_logs=false); C(log_truncated) tells that the run had more log lines than one page (200).
-    - C(offload_errors) has one entry per failed task attempt, with the exit code, the tail of the job's stderr
-      and C(error_line), the stderr line that says what went wrong.
-    - C(log_lines) are the messages (plain strings, oldest first) of the run's and its subflows' relevant log
-      lines; a long message keeps its head and tail.
-  returned: always
-  type: list
-  elements: dict
-  sample:
-    - id: 1b99703f-97ac-4a48-86ea-76fb46a73da8
-      name: inventive-mantis
-      state_type: FAILED
-      state_name: Failed
-      expected_start_time: "2026-11-26T07:42:27.100000Z"
-      start_time: "2026-11-26T07:42:31.449877Z"
-      end_time: "2026-11-26T07:42:35.866183Z"
-      message: "Flow run encountered an exception: RuntimeError: Offload failed for bronze_trades_binance: ..."
-      parameters: {tables: [bronze_trades_binance]}
-      failed_tables: [bronze_trades_binance]
-      offload_errors:
-        - table: bronze_trades_binance
-          kind: failed
-          exit_code: 1
-          stderr: "...Error response from daemon: Container 988d83babf9e is not running"
-          error_line: "Error response from daemon: Container 988d83babf9e is not running"
-      log_lines:
-        - "✗ Offload failed: bronze_trades_binance"
-        - "  Exit code: 1"
-        - "  Stderr: Error response from daemon: Container 988d83babf9e is not running"
-      log_truncated: false
-running_runs:
-  description: IDs of the deployment's flow runs in state RUNNING or PENDING (several at once risk duplicates).
-  returned: always
-  type: list
-  elements: str
-  sample: [0683852d-2e5d-41fe-83de-16b4b4922f73]
-counts:
-  description: Number of recent runs per state type.
-  returned: always
-  type: dict
-  sample: {COMPLETED: 6, FAILED: 3, CRASHED: 0, CANCELLED: 0, CANCELLING: 0, RUNNING: 1, PENDING: 0, PAUSED: 0,
-           SCHEDULED: 0}
-consecutive_failures:
-  description: FAILED/CRASHED runs in a row, from the newest finished run.
-  returned: always
-  type: int
-  sample: 3
-failed_tables:
-  description: Tables named as failed or timed out in the recent FAILED/CRASHED runs, newest run first.
-  returned: always
-  type: list
-  elements: str
-  sample: [bronze_trades_binance]
-work_pool:
-  description: The work pool.
-  returned: always
-  type: dict
-  sample: {exists: true, name: iceberg-offload, type: process, paused: false, status: READY, concurrency_limit: null}
-workers:
-  description: The work pool's workers, freshest heartbeat first.
-  returned: always
-  type: list
-  elements: dict
-  sample:
-    - name: ProcessWorker baa79297-2e37-47cf-8faa-224facf9fd77
-      status: ONLINE
-      last_heartbeat_time: "2026-11-26T07:43:50.615234Z"
-      heartbeat_age_seconds: 12.4
-      heartbeat_interval_seconds: 30
-      online: true
-worker_online:
-  description: Whether any worker of the pool is online (ONLINE and a fresh heartbeat).
-  returned: always
-  type: bool
-  sample: true
 flow_run:
   description: With O(action=trigger), the run created (or the one in flight that was joined), in its last state
     seen; C(final) tells whether that state is final.
@@ -298,7 +157,7 @@ from datetime import timedelta
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.offload_common import ProbeError, to_json_safe
 from ansible.module_utils.offload_prefect_api import PrefectAPI, PrefectHTTPError, PrefectUnreachable
-from ansible.module_utils.offload_prefect_inspect import MAX_RUNS, Inspector, inspect, inspect_argument_spec, iso, validate
+from ansible.module_utils.offload_prefect_inspect import MAX_RUNS, Inspector, deployment_argument_spec, iso, validate
 from ansible.module_utils.offload_prefect_logic import (
     FINAL_STATES,
     runs_older_than,
@@ -453,9 +312,9 @@ def observe(module: AnsibleModule, flow: str, name: str) -> dict:
 
 
 def main() -> None:
-    argument_spec = inspect_argument_spec()
+    argument_spec = deployment_argument_spec()
     argument_spec.update(
-        action={"type": "str", "default": "inspect", "choices": ["inspect", "trigger", "reap", "observe"]},
+        action={"type": "str", "required": True, "choices": ["trigger", "reap", "observe"]},
         parameters={"type": "dict", "default": {}},
         wait_timeout={"type": "int", "default": 600},
         runs={"type": "int", "default": 3},
@@ -473,7 +332,7 @@ def main() -> None:
         module.fail_json(msg=f"wait_timeout must be >= 0, got {params['wait_timeout']}.")
     if not 1 <= params["runs"] <= 20:
         module.fail_json(msg=f"runs must be between 1 and 20, got {params['runs']}.")
-    action = {"trigger": trigger, "reap": reap, "observe": observe}.get(params["action"], inspect)
+    action = {"trigger": trigger, "reap": reap, "observe": observe}[params["action"]]
     module.exit_json(**to_json_safe(action(module, flow, name)))
 
 

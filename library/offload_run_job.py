@@ -19,7 +19,7 @@ description:
   - Success is exit code 0 AND one of O(success_patterns) (or O(no_data_patterns)) AND none of
     O(failure_patterns) - K2's job exits 0 after "Failed to update watermark", which silently causes duplicates on
     the next run.
-  - The flow-run guard (a RUNNING flow run of the deployment) is the caller's, with M(offload_prefect); the role
+  - The flow-run guard (a RUNNING flow run of the deployment) is the caller's, with M(offload_prefect_info); the role
     C(offload_manual_offload) does both.
 version_added: "1.0.0"
 author: K2 offload automation

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # PRIVATE to this project's modules: Prefect's read-only inspection (deployment, recent flow runs with the logs of
-# the failed ones, runs in flight, work pool and workers), shared by library/offload_prefect.py and
-# library/offload_diagnosis.py (the diagnosis' Prefect probe). Imported as ansible.module_utils.offload_prefect_inspect.
+# the failed ones, runs in flight, work pool and workers), shared by library/offload_prefect_info.py,
+# library/offload_prefect.py (its waits) and library/offload_diagnosis.py (the diagnosis' Prefect probe).
+# Imported as ansible.module_utils.offload_prefect_inspect.
 from __future__ import annotations
 
 import json
@@ -31,18 +32,24 @@ MAX_LOG_LINES = 50
 MAX_RUNS = 200
 
 
-def inspect_argument_spec() -> dict:
-    """The options of the inspection (offload_prefect's, the diagnosis' Prefect probe)."""
+def deployment_argument_spec() -> dict:
+    """The API, the deployment and its work pool (offload_prefect_info's and offload_prefect's)."""
     return {**http_api_argument_spec("http://127.0.0.1:4200/api", "PREFECT_API_URL"),
             "deployment": {"type": "str", "default": "iceberg-offload-main/iceberg-offload-15min"},
             "work_pool": {"type": "str", "default": "iceberg-offload"},
+            "heartbeat_stale_seconds": {"type": "int", "default": 90}}
+
+
+def inspect_argument_spec() -> dict:
+    """The options of the inspection (offload_prefect_info's, the diagnosis' Prefect probe)."""
+    return {**deployment_argument_spec(),
             "recent_runs": {"type": "int", "default": 10},
-            "heartbeat_stale_seconds": {"type": "int", "default": 90},
             "include_logs": {"type": "bool", "default": True}}
 
 
 def validate(params: dict) -> tuple[str, str]:
-    """The deployment's (flow, name); ProbeError with one clear line on bad input."""
+    """The deployment's (flow, name); ProbeError with one clear line on bad input (the inspection's options
+    included when given)."""
     problem = api_url_problem(params["api_url"])
     if problem:
         raise ProbeError(f"api_url {params['api_url']!r} {problem}: expected e.g. http://127.0.0.1:4200/api.")
@@ -52,7 +59,7 @@ def validate(params: dict) -> tuple[str, str]:
         raise ProbeError(f"{str(exc)[:1].upper()}{str(exc)[1:]}.") from None
     if not params["work_pool"] or not params["work_pool"].strip():
         raise ProbeError("work_pool must not be empty (K2: iceberg-offload).")
-    if not 1 <= params["recent_runs"] <= MAX_RUNS:
+    if "recent_runs" in params and not 1 <= params["recent_runs"] <= MAX_RUNS:
         raise ProbeError(f"recent_runs must be between 1 and {MAX_RUNS}, got {params['recent_runs']}.")
     if params["heartbeat_stale_seconds"] <= 0:
         raise ProbeError(f"heartbeat_stale_seconds must be positive, got {params['heartbeat_stale_seconds']}.")

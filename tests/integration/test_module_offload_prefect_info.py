@@ -1,4 +1,4 @@
-"""offload_prefect through real ansible-playbook against the lab's Prefect server (read-only module).
+"""offload_prefect_info through real ansible-playbook against the lab's Prefect server (read-only module).
 
 Another process triggers runs and injects faults into the shared lab all the time: assertions are about the
 module's contract and about the one run this file triggers (table bronze_trades_kraken), never about the lab
@@ -13,7 +13,7 @@ from config import LabConfig
 
 from offload_common import parse_utc
 
-MODULE = "offload_prefect"
+MODULE = "offload_prefect_info"
 TABLE = "bronze_trades_kraken"
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 RUN_KEYS = {"id", "name", "state_type", "state_name", "expected_start_time", "start_time", "end_time", "message",
