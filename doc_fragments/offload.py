@@ -129,6 +129,50 @@ options:
     default: true
 """
 
+    # The offload deployment in Prefect 3: offload_prefect_inspect.deployment_argument_spec() beyond HTTP_API.
+    PREFECT = r"""
+options:
+  api_url:
+    description:
+      - Base URL of Prefect's REST API, ending in C(/api) (K2 publishes the server on port 4200 of the Docker host).
+      - If not set, the environment variable E(PREFECT_API_URL) is used.
+    type: str
+    default: http://127.0.0.1:4200/api
+  deployment:
+    description: The deployment, as C(flow name/deployment name).
+    type: str
+    default: iceberg-offload-main/iceberg-offload-15min
+  work_pool:
+    description: The work pool whose workers run the deployment's flow runs.
+    type: str
+    default: iceberg-offload
+  heartbeat_stale_seconds:
+    description:
+      - A worker counts as online only if Prefect reports it C(ONLINE) and its last heartbeat is younger than
+        this (Prefect workers beat every 30 s by default).
+    type: int
+    default: 90
+"""
+
+    # The watermark keys (source table names) of offload_watermark and offload_watermark_info.
+    WATERMARK_TABLES = r"""
+options:
+  tables:
+    description:
+      - Source table names (the watermark key, for example C(bronze_trades_binance); not the C(cold.*) name).
+        With the inventory's table config (C(k2_tables)), map it to its C(source) attribute (see EXAMPLES).
+      - Each must be a plain identifier (letters, digits, underscores, at most 63 characters); anything else
+        fails the task before any connection is made.
+      - Repeated names are taken once.
+    type: list
+    elements: str
+    required: true
+notes:
+  - K2's real table has no history; the runbook's Scenario 4 queries (C(max_timestamp), C(sequence_number),
+    C(DELETE ... WHERE id NOT IN ...)) fail on it with "column does not exist". RV(layout) tells which world you
+    are in before anything acts on the table.
+"""
+
     # A module that only reads (the anchors' INFO_MODULE): the same in check mode, never changes anything.
     INFO_MODULE = r"""
 options: {}

@@ -249,6 +249,7 @@ from ansible.module_utils.offload_docker import CONTAINER_NAME
 from ansible.module_utils.offload_docker_api import HAS_DOCKER_SDK, DockerUnavailable, gather
 from ansible.module_utils.offload_docker_api import connect as docker_connect
 from ansible.module_utils.offload_prefect_api import PrefectAPI, PrefectHTTPError, PrefectUnreachable
+from ansible.module_utils.offload_prefect_inspect import iso
 
 PAGE = 200  # Prefect's default (and maximum) page size
 LOG_BATCH = 40  # task runs per log request (K2 logs ~5 lines per attempt)
@@ -362,10 +363,6 @@ def read_clickhouse(p: dict, hours: int) -> dict:
     return out
 
 
-def _iso(moment) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
 def _page_all(api: PrefectAPI, path: str, body: dict, limit: int) -> tuple[list[dict], bool]:
     """Every item of a filter endpoint, page by page, up to `limit`; (items, whether more were left)."""
     items, offset = [], 0
@@ -390,7 +387,7 @@ def read_prefect(p: dict, hours: int) -> dict:
             return out
         since = api.now() - timedelta(hours=hours)
         runs, out["truncated"] = _page_all(api, "/task_runs/filter", {
-            "task_runs": {"name": {"like_": p["task_name"]}, "start_time": {"after_": _iso(since)}},
+            "task_runs": {"name": {"like_": p["task_name"]}, "start_time": {"after_": iso(since)}},
             "sort": "EXPECTED_START_TIME_DESC"}, p["max_task_runs"])
         ids = [r["id"] for r in runs if r.get("id")]
         batches = [ids[i:i + LOG_BATCH] for i in range(0, len(ids), LOG_BATCH)]

@@ -34,6 +34,7 @@ attributes:
     support: partial
     details: C(trigger) and C(observe) create a run only when none is in flight.
 extends_documentation_fragment:
+  - offload.prefect
   - offload.http_api
 options:
   action:
@@ -59,26 +60,6 @@ options:
     description: With O(action=observe), how many runs to follow (the runbook's post-incident check watches 3).
     type: int
     default: 3
-  api_url:
-    description:
-      - Base URL of Prefect's REST API, ending in C(/api) (K2 publishes the server on port 4200 of the Docker host).
-      - If not set, the environment variable E(PREFECT_API_URL) is used.
-    type: str
-    default: http://127.0.0.1:4200/api
-  deployment:
-    description: The deployment, as C(flow name/deployment name).
-    type: str
-    default: iceberg-offload-main/iceberg-offload-15min
-  work_pool:
-    description: The work pool whose workers run the deployment's flow runs.
-    type: str
-    default: iceberg-offload
-  heartbeat_stale_seconds:
-    description:
-      - A worker counts as online only if Prefect reports it C(ONLINE) and its last heartbeat is younger than
-        this (Prefect workers beat every 30 s by default).
-    type: int
-    default: 90
   crash_runs_started_before:
     description:
       - With O(action=reap), the worker container's last start (ISO 8601). Runs in flight that started before it

@@ -23,35 +23,16 @@ description:
 version_added: "1.1.0"
 author: K2 offload automation
 extends_documentation_fragment:
+  - offload.prefect
   - offload.http_api
   - offload.info_module
 options:
-  api_url:
-    description:
-      - Base URL of Prefect's REST API, ending in C(/api) (K2 publishes the server on port 4200 of the Docker host).
-      - If not set, the environment variable E(PREFECT_API_URL) is used.
-    type: str
-    default: http://127.0.0.1:4200/api
-  deployment:
-    description: The deployment, as C(flow name/deployment name).
-    type: str
-    default: iceberg-offload-main/iceberg-offload-15min
-  work_pool:
-    description: The work pool whose workers run the deployment's flow runs.
-    type: str
-    default: iceberg-offload
   recent_runs:
     description:
       - How many of the deployment's most recent flow runs to read (1 to 200). Runs scheduled in the future are
         not counted.
     type: int
     default: 10
-  heartbeat_stale_seconds:
-    description:
-      - A worker counts as online only if Prefect reports it C(ONLINE) and its last heartbeat is younger than
-        this (Prefect workers beat every 30 s by default).
-    type: int
-    default: 90
   include_logs:
     description:
       - Read the logs of the recent FAILED/CRASHED runs and of their subflows, keep at most 50 relevant lines per

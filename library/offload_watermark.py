@@ -41,6 +41,7 @@ attributes:
     details: V(repair) and V(prune) change nothing on a second run; V(backup) writes a new file and
       V(restore) rewrites the table each time.
 extends_documentation_fragment:
+  - offload.watermark_tables
   - offload.postgres
 options:
   action:
@@ -76,22 +77,7 @@ options:
   backup_file:
     description: V(restore) - the dump file to restore.
     type: path
-  tables:
-    description:
-      - Source table names (the watermark key, for example C(bronze_trades_binance); not the C(cold.*) name) to
-        act on. With the inventory's table config (C(k2_tables)), map it to its C(source) attribute (see EXAMPLES).
-      - Each must be a plain identifier (letters, digits, underscores, at most 63 characters); anything else
-        fails the task before any connection is made.
-      - Repeated names are reported once.
-    type: list
-    elements: str
-    required: true
-requirements:
-  - psycopg2 (or psycopg2-binary) on the host the module runs on
 notes:
-  - K2's real table has no history; the runbook's Scenario 4 queries (C(max_timestamp), C(sequence_number),
-    C(DELETE ... WHERE id NOT IN ...)) fail on it with "column does not exist". RV(layout) tells which world you
-    are in before anything acts on the table.
   - A table the plan cannot make right without losing data is reported in RV(escalate) and left alone; the task
     fails only on invalid input, a connection failure or an SQL error.
 """

@@ -23,19 +23,10 @@ description:
 version_added: "1.1.0"
 author: K2 offload automation
 extends_documentation_fragment:
+  - offload.watermark_tables
   - offload.postgres
   - offload.info_module
 options:
-  tables:
-    description:
-      - Source table names (the watermark key, for example C(bronze_trades_binance); not the C(cold.*) name) to
-        report. With the inventory's table config (C(k2_tables)), map it to its C(source) attribute (see EXAMPLES).
-      - Each must be a plain identifier (letters, digits, underscores, at most 63 characters); anything else
-        fails the task before any connection is made.
-      - Repeated names are reported once.
-    type: list
-    elements: str
-    required: true
   stale_running_minutes:
     description:
       - A row with status C(running) whose C(updated_at) is older than this is reported as C(stuck_running)
@@ -53,12 +44,7 @@ options:
       - A watermark more than this ahead of the server's clock is reported as C(future_watermark).
     type: int
     default: 60
-requirements:
-  - psycopg2 (or psycopg2-binary) on the host the module runs on
 notes:
-  - K2's real table has no history; the runbook's Scenario 4 queries (C(max_timestamp), C(sequence_number),
-    C(DELETE ... WHERE id NOT IN ...)) fail on it with "column does not exist". RV(layout) tells which world you
-    are in before anything acts on the table.
   - Anomalies are findings, not failures; the task fails only on invalid input, a connection failure or an SQL
     error.
 """

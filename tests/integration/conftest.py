@@ -98,12 +98,11 @@ class RemediateRun:
         return rc, report, json.dumps(out) + stderr, out.get("stats", {})
 
 
-class HungDockerAPI:
-    """A unix socket that accepts connections and never answers: a Docker API that hangs."""
+class SilentServer:
+    """A listening socket that accepts connections and never answers: a component that hangs."""
 
-    def __init__(self, path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.bind(str(path))
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
         self.sock.listen(64)
         self.held = []
         threading.Thread(target=self._accept, daemon=True).start()
@@ -119,6 +118,25 @@ class HungDockerAPI:
         self.sock.close()
         for conn in self.held:
             conn.close()
+
+
+class HungDockerAPI(SilentServer):
+    """A Docker API on a unix socket that hangs."""
+
+    def __init__(self, path) -> None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.bind(str(path))
+        super().__init__(sock)
+
+
+class SilentHTTPServer(SilentServer):
+    """An HTTP server on 127.0.0.1 (a free port) that hangs."""
+
+    def __init__(self) -> None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.bind(("127.0.0.1", 0))
+        self.port = sock.getsockname()[1]
+        super().__init__(sock)
 
 
 class Lab:

@@ -4,12 +4,11 @@ other probes' findings stand."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 
 import pytest
 from ansible_run import run_module
+from conftest import SilentHTTPServer
 
 MODULE = "offload_diagnosis"
 PROBES = {"watermarks", "clickhouse", "iceberg", "prefect", "alerts", "alertmanager", "docker"}
@@ -25,28 +24,6 @@ ARGS = {
     "docker": {"containers": "{{ k2_containers }}", "jdbc_driver_path": "{{ k2_jdbc_driver_path }}"},
     "network_name": "{{ k2_network_name }}",
 }
-
-
-class SilentHTTPServer:
-    """Accepts TCP connections on 127.0.0.1 and never answers: a component that hangs."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.held = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                self.held.append(self.sock.accept()[0])
-            except OSError:
-                return
-
-    def close(self) -> None:
-        self.sock.close()
-        for conn in self.held:
-            conn.close()
 
 
 def test_every_probe_answers_from_the_lab(lab):
