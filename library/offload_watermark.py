@@ -330,9 +330,6 @@ def validate(module: AnsibleModule) -> list[str]:
     bad = unique(invalid_identifiers(params["in_flight_tables"] or []))
     if bad:
         module.fail_json(msg=f"Invalid in_flight_tables name(s) {', '.join(repr(b) for b in bad)}.")
-    needs = {"backup": "backup_dir", "restore": "backup_file"}.get(params["action"])
-    if needs and not params[needs]:
-        module.fail_json(msg=f"action={params['action']} needs {needs}.")
     return unique(params["tables"])
 
 
@@ -349,7 +346,8 @@ def main() -> None:
         backup_dir={"type": "path"},
         backup_file={"type": "path"},
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
+                           required_if=[("action", "backup", ["backup_dir"]), ("action", "restore", ["backup_file"])])
     if not HAS_PSYCOPG2:
         module.fail_json(msg=missing_required_lib("psycopg2"), exception=PSYCOPG2_IMPORT_ERROR)
     tables = validate(module)
