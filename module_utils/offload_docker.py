@@ -159,3 +159,42 @@ class DockerCLI:
 
     def exec(self, container: str, argv: list[str], check: bool = False) -> tuple[int, str, str]:
         return self.run("exec", container, *argv, check=check)
+
+
+def stop_reason(state: dict) -> str | None:
+    """Why a container is not running (status, exit code, OOM kill, the engine's error), None when it runs."""
+    if state.get("status") == "running":
+        return None
+    parts = [state.get("status") or "unknown"]
+    if state.get("exit_code") not in (None, 0) or state.get("status") == "exited":
+        parts.append(f"exit code {state.get('exit_code')}")
+    if state.get("oom_killed"):
+        parts.append("OOMKilled")
+    if state.get("error"):
+        parts.append(f"error: {state['error']}")
+    return ", ".join(parts)
+
+
+def plan(params: dict, state: dict) -> list[tuple[str, list[str], str]]:
+    """The docker commands to run, as (verb, args, description); pure, so check mode shows the same plan."""
+    name, steps = params["name"], []
+    status = state.get("status")
+    if params["state"] == "info":
+        return steps
+    if params["state"] == "restarted":
+        steps.append(("restart", ["restart", name], f"restart {name} ({stop_reason(state) or 'running'})"))
+    elif status == "paused":
+        steps.append(("unpause", ["unpause", name], f"unpause {name}"))
+    elif status != "running":
+        steps.append(("start", ["start", name], f"start {name} ({stop_reason(state)})"))
+    elif (params["restart_if_memory_above"] is not None and state.get("memory_fraction") is not None
+          and state["memory_fraction"] > params["restart_if_memory_above"]):
+        steps.append(("restart", ["restart", name], f"restart {name} (memory at {state['memory_fraction']:.0%} of "
+                                                    f"its limit > {params['restart_if_memory_above']:.0%})"))
+    attached = set(state.get("networks") or [])
+    for net in params["networks"]:
+        if net["name"] not in attached:
+            args = ["network", "connect"] + [a for alias in net["aliases"] for a in ("--alias", alias)]
+            steps.append(("connect", args + [net["name"], name],
+                          f"connect {name} to network {net['name']} (aliases: {', '.join(net['aliases']) or 'none'})"))
+    return steps

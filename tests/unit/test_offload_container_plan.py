@@ -1,30 +1,19 @@
-"""Pure logic of library/offload_container.py: why a container stopped, and the docker commands it will run."""
+"""Pure logic of library/offload_container.py (module_utils/offload_docker.py): why a container stopped, and the
+docker commands it will run."""
 from __future__ import annotations
 
 import copy
-import importlib.util
-import sys
-from pathlib import Path
 
 import pytest
 
-import offload_rules
+import offload_docker
 
-sys.modules.setdefault("ansible.module_utils.offload_rules", offload_rules)
-import offload_docker  # noqa: E402  (needs the ansible.module_utils.offload_rules alias above)
-
-ROOT = Path(__file__).resolve().parents[2]
 NET = "k2-market-data-platform_k2-net"
 
 
 @pytest.fixture(scope="module")
 def mod():
-    """library/offload_container.py imported with its ansible.module_utils.* names pointing at module_utils/."""
-    sys.modules.setdefault("ansible.module_utils.offload_docker", offload_docker)
-    spec = importlib.util.spec_from_file_location("offload_container_module", ROOT / "library" / "offload_container.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return offload_docker
 
 
 def state(status="running", exit_code=0, oom=False, error=None, networks=(NET,), memory_fraction=None,
