@@ -83,18 +83,21 @@ lint-code: setup
 	@$(VENV)/bin/yamllint --strict .
 
 # ansible-lint (~2 min, one core), the unit tests (no lab; ~1 min, mostly the AWX configuration's offline run; in a
-# random order, pytest-randomly prints the seed) and tests/lab (the ClickHouse front on its own server) run beside
-# the integration tests (file order: they share one lab), and any of them failing fails the target. pytest exit 5 (nothing collected) is a failure
-# too: a suite that runs no test proves nothing.
+# random order, pytest-randomly prints the seed), tests/lab (the ClickHouse front on its own server) and the
+# integration tests marked beside_the_lab (read-only modules, robust to faults injected meanwhile) run beside the
+# other integration tests (file order: they share one lab and inject faults into it); any of them failing fails
+# the target. pytest exit 5 (nothing collected) is a failure too: a suite that runs no test proves nothing.
 # Their logs go to .test-logs/: the history-layout tests rebuild the lab, which empties .lab/.
 test: lab-up lint-code
 	@mkdir -p .test-logs; $(VENV)/bin/ansible-lint --profile production > .test-logs/ansible-lint.log 2>&1 & lint=$$!; \
 	  { $(VENV)/bin/pytest tests/unit -p no:cacheprovider -p randomly -q -ra $(PYTEST_ARGS) && \
-	    $(VENV)/bin/pytest tests/lab -p no:cacheprovider -p no:randomly -q -ra $(PYTEST_ARGS); } > .test-logs/unit-tests.log 2>&1 & unit=$$!; \
-	  $(VENV)/bin/pytest tests/integration -p no:cacheprovider -p no:randomly -ra $(PYTEST_ARGS); rc=$$?; \
+	    $(VENV)/bin/pytest tests/lab -p no:cacheprovider -p no:randomly -q -ra $(PYTEST_ARGS) && \
+	    $(VENV)/bin/pytest tests/integration -m beside_the_lab -p no:cacheprovider -p no:randomly -q -ra $(PYTEST_ARGS); \
+	  } > .test-logs/unit-tests.log 2>&1 & unit=$$!; \
+	  $(VENV)/bin/pytest tests/integration -m "not beside_the_lab" -p no:cacheprovider -p no:randomly -ra $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no integration tests" >&2; rc=1; fi; \
 	  wait $$unit; urc=$$?; tail -n 3 .test-logs/unit-tests.log; \
-	  if [ $$urc -ne 0 ]; then cat .test-logs/unit-tests.log; echo "make test: unit or tests/lab failed (rc $$urc)" >&2; rc=1; fi; \
+	  if [ $$urc -ne 0 ]; then cat .test-logs/unit-tests.log; echo "make test: unit, tests/lab or beside_the_lab failed (rc $$urc)" >&2; rc=1; fi; \
 	  if ! wait $$lint; then cat .test-logs/ansible-lint.log; echo "make test: ansible-lint failed" >&2; rc=1; \
 	  else tail -1 .test-logs/ansible-lint.log; fi; exit $$rc
 

@@ -32,3 +32,9 @@ class ModuleUtilsAlias(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 
 
 sys.meta_path.insert(0, ModuleUtilsAlias())
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "beside_the_lab: read-only (or on their own objects) and robust to faults injected meanwhile - "
+                   "`make test` runs them in a second process beside the fault tests, which share one lab")

@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 from ansible_run import run_module
 
+pytestmark = pytest.mark.beside_the_lab  # see tests/conftest.py
+
 MODULE = "offload_alerts"
 ALERT = "IcebergOffloadConsecutiveFailures"
 LAG = "offload_lag_minutes"

@@ -21,6 +21,8 @@ if str(TESTS) not in sys.path:
 from ansible_run import run_module  # noqa: E402
 from config import LabConfig  # noqa: E402  (lab/, on sys.path through tests/conftest.py)
 
+pytestmark = pytest.mark.beside_the_lab  # see tests/conftest.py
+
 MODULE = "offload_clickhouse"
 CFG = LabConfig()  # 127.0.0.1:8123, password k2-lab-clickhouse unless K2_LAB_* overrides them
 PASSWORD = CFG.clickhouse_password

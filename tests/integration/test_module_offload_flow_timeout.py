@@ -8,6 +8,8 @@ import shutil
 import pytest
 from ansible_run import ROOT, run_module
 
+pytestmark = pytest.mark.beside_the_lab  # see tests/conftest.py
+
 SOURCE = ROOT / "lab/services/flows/iceberg_offload_flow.py"
 
 

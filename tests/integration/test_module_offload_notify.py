@@ -15,6 +15,8 @@ import pytest
 from ansible_run import run_module
 from config import LabConfig
 
+pytestmark = pytest.mark.beside_the_lab  # see tests/conftest.py
+
 MODULE = "offload_notify"
 CFG = LabConfig()
 AM = f"http://127.0.0.1:{CFG.port_alertmanager}"

@@ -23,6 +23,8 @@ if str(TESTS) not in sys.path:
 import offload_watermark_logic as L  # noqa: E402
 from ansible_run import ROOT, run_module, run_playbook  # noqa: E402
 
+pytestmark = pytest.mark.beside_the_lab  # see tests/conftest.py
+
 HOST, PORT, DB, USER = "127.0.0.1", 15432, "prefect", "prefect"
 PASSWORD = "k2-lab-prefect"
 LAB = {"login_host": HOST, "login_port": PORT, "login_password": PASSWORD}
