@@ -292,7 +292,9 @@ def bench_loop(cfg, dc, prefect, env) -> int:
                         alerted = now
                     if remediating is None and lock.exists():
                         remediating = now
-                    if needs_runs and remediating is None and now >= next_run and not prefect.running_runs():
+                    # The schedule's runs make the alert fire; once it fires the remediation is on its way, and a
+                    # run started under it would only be refused by the manual offload (K2 schedules every 15 min).
+                    if needs_runs and alerted is None and now >= next_run and not prefect.running_runs():
                         prefect.trigger(["bronze_trades_binance"])
                         next_run = now + LOOP_SCHEDULE
                     if report.exists() and report.stat().st_mtime > before and remediating is not None \
