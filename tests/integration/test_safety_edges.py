@@ -6,7 +6,8 @@ import json
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from conftest import RemediateRun, diagnose, remediate
+from ansible_run import run_playbook
+from conftest import TABLE, RemediateRun, diagnose, remediate
 
 SECRETS = ("k2-lab-prefect", "k2-lab-clickhouse")
 
@@ -151,3 +152,28 @@ def test_postgres_with_a_damaged_data_directory_is_escalated_not_started(clean_l
     assert "orchestration (prefect_db)" in escalation and "k2-prefect-db not started: starting it is not safe" in escalation
     assert "exists but is not empty" in escalation
     assert lab.dc.containers.get("k2-prefect-db").status == "exited"  # never started again
+
+
+def _manual_offload(tmp_path, wait_seconds: int) -> tuple[int, str]:
+    play = tmp_path / f"manual-offload-{wait_seconds}.yml"
+    play.write_text(json.dumps([{"name": "manual offload", "hosts": "k2_docker_hosts", "gather_facts": False,
+                                 "roles": [{"role": "offload_manual_offload",
+                                            "vars": {"offload_manual_offload_table": TABLE,
+                                                     "offload_manual_offload_wait_for_runs_seconds": wait_seconds}}]}]))
+    rc, out, stderr = run_playbook(play, timeout=600)
+    return rc, json.dumps(out) + stderr
+
+
+def test_a_manual_offload_waits_for_the_run_in_flight_and_refuses_when_it_does_not_end(clean_lab, tmp_path):
+    """Two offloads of one table at once double rows (K2 has no lock): a flow run in flight is waited for, within
+    a bound; still running after it, the manual offload is refused and nothing is started."""
+    lab = clean_lab
+    run_id = lab.prefect.trigger([TABLE])
+    lab.wait("the flow run in flight", lambda: lab.prefect.flow_run(run_id)["state_type"] in ("PENDING", "RUNNING"))
+    rc, output = _manual_offload(tmp_path, 0)
+    assert rc != 0 and f"flow run(s) {run_id} of" in output and "still RUNNING/PENDING after 0 s" in output, output[-2000:]
+    assert "Run the offload job once" not in output  # refused before any job
+    rc, output = _manual_offload(tmp_path, 300)
+    assert rc == 0, output[-2000:]
+    assert lab.prefect.flow_run(run_id)["state_type"] == "COMPLETED"  # it ended first, then the manual offload ran
+    lab.assert_no_row_lost_or_doubled()
