@@ -7,7 +7,6 @@ import importlib.util
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -60,10 +59,6 @@ def _argument_spec(path: Path) -> dict:
         action = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(action)
         return action.ARGUMENT_SPEC
-    # The other unit tests' way: ansible.module_utils.<name> is the module_utils module they import by name, so that
-    # the classes a module catches are the ones every test raises, whatever the test order.
-    for util in sorted((ROOT / "module_utils").glob("offload_*.py")):
-        sys.modules.setdefault(f"ansible.module_utils.{util.stem}", importlib.import_module(util.stem))
     spec = importlib.util.spec_from_file_location(f"{path.stem}_docs_under_test", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

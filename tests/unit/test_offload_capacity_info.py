@@ -6,20 +6,14 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import offload_capacity
-import offload_capacity_chart
-import offload_clickhouse_api
 import offload_clickhouse_logic
 import offload_prefect_api
-import offload_prefect_logic
 import pytest
 
-import offload_common
-import offload_docker
 import offload_docker_api
 
 NOW = datetime(2026, 11, 29, 18, 0, tzinfo=timezone.utc)
@@ -35,12 +29,6 @@ class Exit(Exception):
 
 @pytest.fixture(scope="module")
 def mod():
-    for name, module in (("offload_common", offload_common), ("offload_clickhouse_logic", offload_clickhouse_logic),
-                         ("offload_prefect_logic", offload_prefect_logic), ("offload_capacity", offload_capacity),
-                         ("offload_capacity_chart", offload_capacity_chart),
-                         ("offload_clickhouse_api", offload_clickhouse_api), ("offload_docker", offload_docker),
-                         ("offload_docker_api", offload_docker_api), ("offload_prefect_api", offload_prefect_api)):
-        sys.modules.setdefault(f"ansible.module_utils.{name}", module)
     path = Path(__file__).resolve().parents[2] / "library" / "offload_capacity_info.py"
     spec = importlib.util.spec_from_file_location("offload_capacity_info_under_test", path)
     module = importlib.util.module_from_spec(spec)

@@ -7,28 +7,14 @@ import copy
 import csv
 import importlib.util
 import io
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import SimpleNamespace
 
-import offload_flow_timeout_logic
 import offload_watermark_logic
+import offload_watermark_repair
 import pytest
-
-import offload_common
-import offload_rules
-
-for _name, _module in (("offload_common", offload_common), ("offload_watermark_logic", offload_watermark_logic),
-                       ("offload_rules", offload_rules), ("offload_flow_timeout_logic", offload_flow_timeout_logic)):
-    sys.modules.setdefault(f"ansible.module_utils.{_name}", _module)
-import offload_watermark_repair  # noqa: E402  (imports ansible.module_utils.offload_watermark_logic)
-
-import offload_docker  # noqa: E402  (imports ansible.module_utils.offload_rules)
-
-sys.modules.setdefault("ansible.module_utils.offload_watermark_repair", offload_watermark_repair)
-sys.modules.setdefault("ansible.module_utils.offload_docker", offload_docker)
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)

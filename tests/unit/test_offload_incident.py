@@ -8,22 +8,14 @@ import json
 import multiprocessing
 import os
 import stat
-import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import module_harness
 import offload_incident as inc
 import offload_plan
-import offload_redact
 import pytest
 from module_harness import load_module
-
-import offload_common
-
-for _name, _module in (("offload_common", offload_common), ("offload_plan", offload_plan),
-                       ("offload_redact", offload_redact), ("offload_incident", inc)):
-    sys.modules.setdefault(f"ansible.module_utils.{_name}", _module)
 
 T = "bronze_trades_binance"
 START = datetime(2026, 11, 29, 10, 0, 0, tzinfo=timezone.utc)  # the run's start

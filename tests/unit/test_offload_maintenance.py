@@ -4,13 +4,10 @@ what to do; a table that cannot be maintained stops the run."""
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import offload_maintenance as M
 import pytest
-
-import offload_common
 
 T = "bronze_trades_binance"
 TABLES = [T, "bronze_trades_kraken", "silver_trades"]
@@ -120,8 +117,6 @@ class Exit(Exception):
 
 @pytest.fixture(scope="module")
 def module_file():
-    sys.modules.setdefault("ansible.module_utils.offload_common", offload_common)
-    sys.modules.setdefault("ansible.module_utils.offload_maintenance", M)
     path = Path(__file__).resolve().parents[2] / "library" / "offload_maintenance_report.py"
     spec = importlib.util.spec_from_file_location("offload_maintenance_report_under_test", path)
     mod = importlib.util.module_from_spec(spec)

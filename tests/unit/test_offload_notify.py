@@ -4,7 +4,6 @@ Alertmanager and webhook payloads, the scrubbing of secrets, and the module thro
 from __future__ import annotations
 
 import json
-import sys
 from datetime import datetime, timedelta, timezone
 from urllib.error import HTTPError, URLError
 
@@ -14,12 +13,6 @@ import offload_plan
 import offload_redact as r
 import pytest
 from module_harness import load_module
-
-import offload_common
-
-for _name, _module in (("offload_common", offload_common), ("offload_plan", offload_plan),
-                       ("offload_redact", r), ("offload_notify", n)):
-    sys.modules.setdefault(f"ansible.module_utils.{_name}", _module)
 
 NOW = datetime(2026, 11, 29, 10, 5, 58, 123456, tzinfo=timezone.utc)
 M = r.MASK

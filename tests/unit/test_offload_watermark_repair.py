@@ -3,14 +3,10 @@ truth; a gap is closed only while ClickHouse still holds its rows; nothing is to
 from __future__ import annotations
 
 import re
-import sys
 from datetime import datetime, timedelta, timezone
 
-import offload_watermark_logic
+import offload_watermark_repair as repair
 import pytest
-
-sys.modules.setdefault("ansible.module_utils.offload_watermark_logic", offload_watermark_logic)
-import offload_watermark_repair as repair  # noqa: E402
 
 T = "bronze_trades_binance"
 COLD_TS = datetime(2026, 11, 26, 11, 0, tzinfo=timezone.utc)
