@@ -87,6 +87,21 @@ def write_inventory(directory: Path, names: list[str], with_main: bool = True) -
     """An inventory of the main lab (unless with_main=False) and twins `names` in `directory`: hosts.yml, and
     group_vars linked to the lab inventory's (K2's defaults, then the lab's), which every host shares. Returns
     hosts.yml."""
+    main = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
+    hosts = {**({MAIN_HOST: main} if with_main else {}), **{host(name): host_vars(config(name)) for name in names}}
+    return _write_inventory(directory, hosts, "the main lab and its twins")
+
+
+def write_stand_in_inventory(name: str) -> Path:
+    """An inventory in twin `name`'s state dir where the twin stands in for the main lab: host k2-lab with the twin's
+    names, ports and paths, so that tests written for the lab run on the twin (make test's second lane,
+    tests/run_on_twin.py). The twin's `down` removes it. Returns hosts.yml."""
+    cfg = config(name)
+    return _write_inventory(cfg.state_dir / "stand-in-inventory", {MAIN_HOST: host_vars(cfg)},
+                            f"twin {name} standing in for the main lab")
+
+
+def _write_inventory(directory: Path, hosts: dict, what: str) -> Path:
     group_vars = directory / "group_vars"
     group_vars.mkdir(parents=True, exist_ok=True)
     for group, target in (("all", PROJECT_ROOT / "inventory/group_vars/all"),
@@ -94,10 +109,8 @@ def write_inventory(directory: Path, names: list[str], with_main: bool = True) -
         link = group_vars / group
         if not link.is_symlink():
             link.symlink_to(target, target_is_directory=True)
-    main = {"ansible_connection": "local", "ansible_python_interpreter": "{{ ansible_playbook_python }}"}
-    hosts = {**({MAIN_HOST: main} if with_main else {}), **{host(name): host_vars(config(name)) for name in names}}
     path = directory / "hosts.yml"
-    path.write_text("---\n# Written by lab/twin.py: the main lab and its twins (docs/many-stacks.md).\n"
+    path.write_text(f"---\n# Written by lab/twin.py: {what} (docs/many-stacks.md).\n"
                     + yaml.safe_dump({"all": {"children": {"k2_docker_hosts": {"hosts": hosts}}}}, sort_keys=False))
     return path
 

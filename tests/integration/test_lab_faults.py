@@ -12,6 +12,8 @@ import offload_health
 import pytest
 from conftest import TABLE, diagnose, last_diagnosis, remediate
 
+pytestmark = pytest.mark.on_a_twin  # see tests/conftest.py
+
 
 def _failed_run_counts_errors(lab, error_type="process_error"):
     before = lab.errors(TABLE, error_type)
@@ -28,14 +30,19 @@ def _failure_count_rises(lab, message_part):
     assert message_part in (wm["last_error_message"] or ""), wm["last_error_message"]
 
 
-def _container_state(lab, name):
-    ctr = lab.dc.containers.get(name)
+def _container(lab, service):
+    """The lab's container of `service` (on a twin standing in for the lab, the twin's: tests/run_on_twin.py)."""
+    return lab.dc.containers.get(lab.cfg.container(service))
+
+
+def _container_state(lab, service):
+    ctr = _container(lab, service)
     ctr.reload()
     return ctr.attrs["State"]
 
 
 def check_worker_stopped(lab):
-    assert _container_state(lab, "k2-prefect-worker")["Status"] == "exited"
+    assert _container_state(lab, "prefect-worker")["Status"] == "exited"
     run_id = lab.prefect.trigger([TABLE])
     time.sleep(8)
     assert lab.prefect.flow_run(run_id)["state_type"] in ("SCHEDULED", "PENDING")  # nobody picks it up
@@ -43,7 +50,7 @@ def check_worker_stopped(lab):
 
 
 def check_worker_oom(lab):
-    state = _container_state(lab, "k2-prefect-worker")
+    state = _container_state(lab, "prefect-worker")
     assert state["Status"] == "exited" and state["OOMKilled"] and state["ExitCode"] == 137, state
 
 
@@ -57,14 +64,14 @@ def check_clickhouse_stopped(lab):
 
 
 def check_clickhouse_crashed(lab):
-    state = _container_state(lab, "k2-clickhouse")
+    state = _container_state(lab, "clickhouse")
     assert state["Status"] == "exited" and state["ExitCode"] != 0
-    assert "Segmentation fault" in lab.dc.containers.get("k2-clickhouse").logs(tail=50).decode()
+    assert "Segmentation fault" in _container(lab, "clickhouse").logs(tail=50).decode()
     _failed_run_counts_errors(lab)
 
 
 def check_clickhouse_memory(lab):
-    stats = lab.dc.containers.get("k2-clickhouse").stats(stream=False)["memory_stats"]
+    stats = _container(lab, "clickhouse").stats(stream=False)["memory_stats"]
     assert stats["usage"] > 0.9 * stats["limit"], stats
     _failed_run_counts_errors(lab)
     _failure_count_rises(lab, "MEMORY_LIMIT_EXCEEDED")
@@ -73,7 +80,7 @@ def check_clickhouse_memory(lab):
 def check_clickhouse_disconnected(lab):
     net = lab.dc.networks.get(lab.cfg.network)
     net.reload()
-    assert "k2-clickhouse" not in {c.name for c in net.containers}
+    assert lab.cfg.container("clickhouse") not in {c.name for c in net.containers}
     _failed_run_counts_errors(lab)
     _failure_count_rises(lab, "Failed to read from ClickHouse")
 
@@ -193,7 +200,7 @@ def test_fault_produces_symptom_and_clear_heals(clean_lab, name):
 
 def assert_recovered(lab, fault, rc, report, output):
     assert rc == 0, output[-3000:]
-    assert "k2-lab-prefect" not in output and "k2-lab-clickhouse" not in output  # no secret in the output
+    assert lab.cfg.db_password not in output and lab.cfg.clickhouse_password not in output  # no secret in the output
     assert report["status"] == "recovered", report
     assert report["diagnosis"][0]["scenario"] == fault.scenario, report["diagnosis"]
     assert report["verification"]["flow_run"]["state_type"] == "COMPLETED"
@@ -239,7 +246,7 @@ def test_jdbc_missing_escalates_and_changes_nothing(clean_lab):
     assert rc != 0
     assert "ESCALATE" in output and "JDBC driver" in output and "Rebuild the Spark image" in output
     assert report["status"] == "escalated", report
-    spark = lab.dc.containers.get("k2-spark-iceberg")
+    spark = _container(lab, "spark-iceberg")
     assert spark.exec_run(["test", "-f", lab.cfg.jdbc_jar]).exit_code != 0  # nothing pretended to fix it
     assert_escalated_to_people(lab, report, "code or infrastructure change needed")
 
