@@ -82,35 +82,10 @@ lint-code: setup
 	@$(VENV)/bin/ruff check --no-cache library module_utils doc_fragments action_plugins lab bench tests
 	@$(VENV)/bin/yamllint --strict .
 
-# ansible-lint (~2 min, one core), the unit tests (no lab; ~1 min, mostly the AWX configuration's offline run; in a
-# random order, pytest-randomly prints the seed), tests/lab (the ClickHouse front on its own server) and the
-# integration tests marked beside_the_lab (read-only modules, robust to faults injected meanwhile) run beside the
-# other integration tests (file order: they share one lab and inject faults into it); any of them failing fails
-# the target. pytest exit 5 (nothing collected) is a failure too: a suite that runs no test proves nothing.
-# Their logs go to .test-logs/: the history-layout tests rebuild the lab, which empties .lab/.
-# The integration tests marked on_a_twin (the lab's fault tests, written against LabConfig and host k2-lab only) run
-# at the same time on twin $(TEST_TWIN) standing in for the lab (tests/run_on_twin.py), which is removed at the end:
-# the suite is wait-bound (timeouts, alerts), so two labs halve its wall time without more cores.
-TEST_TWIN := d
+# Two lanes (scripts/test.sh): the integration tests on the lab; beside them ansible-lint, the unit tests, tests/lab,
+# the read-only module tests, then the lab's fault tests on twin d standing in for the lab.
 test: lab-up lint-code
-	@mkdir -p .test-logs; $(VENV)/bin/ansible-lint --profile production > .test-logs/ansible-lint.log 2>&1 & lint=$$!; \
-	  { $(VENV)/bin/pytest tests/unit -p no:cacheprovider -p randomly -q -ra $(PYTEST_ARGS) && \
-	    $(VENV)/bin/pytest tests/lab -p no:cacheprovider -p no:randomly -q -ra $(PYTEST_ARGS) && \
-	    $(VENV)/bin/pytest tests/integration -m beside_the_lab -p no:cacheprovider -p no:randomly -q -ra $(PYTEST_ARGS); \
-	  } > .test-logs/unit-tests.log 2>&1 & unit=$$!; \
-	  $(PY) tests/run_on_twin.py $(TEST_TWIN) tests/integration -m on_a_twin -p no:cacheprovider -p no:randomly -ra \
-	    $(PYTEST_ARGS) > .test-logs/twin-lane.log 2>&1 & lane=$$!; \
-	  $(VENV)/bin/pytest tests/integration -m "not beside_the_lab and not on_a_twin" -p no:cacheprovider -p no:randomly \
-	    -ra $(PYTEST_ARGS); rc=$$?; \
-	  if [ $$rc -eq 5 ]; then echo "make test: pytest collected no integration tests" >&2; rc=1; fi; \
-	  wait $$lane; lrc=$$?; echo "--- integration tests on twin $(TEST_TWIN) (.test-logs/twin-lane.log) ---"; \
-	  if [ $$lrc -ne 0 ]; then cat .test-logs/twin-lane.log; echo "make test: the tests on twin $(TEST_TWIN) failed (rc $$lrc)" >&2; rc=1; \
-	  else tail -n 3 .test-logs/twin-lane.log; fi; \
-	  $(PY) lab/twin.py $(TEST_TWIN) down > .test-logs/twin-down.log 2>&1 || { cat .test-logs/twin-down.log; rc=1; }; \
-	  wait $$unit; urc=$$?; tail -n 3 .test-logs/unit-tests.log; \
-	  if [ $$urc -ne 0 ]; then cat .test-logs/unit-tests.log; echo "make test: unit, tests/lab or beside_the_lab failed (rc $$urc)" >&2; rc=1; fi; \
-	  if ! wait $$lint; then cat .test-logs/ansible-lint.log; echo "make test: ansible-lint failed" >&2; rc=1; \
-	  else tail -1 .test-logs/ansible-lint.log; fi; exit $$rc
+	@VENV=$(VENV) PYTEST_ARGS="$(PYTEST_ARGS)" scripts/test.sh
 
 bench: lab-up
 	@$(PY) bench/bench.py $(SECTIONS)

@@ -13,7 +13,8 @@ description:
     C(docker network connect)) for one existing container of the K2 stack.
   - Reads why a stopped container stopped (exit code, C(OOMKilled), error, the last log lines and the error lines
     among them) before it acts, so the evidence is in the result even after the container runs again.
-  - Uses the Docker CLI's C(start), C(restart), C(unpause) and C(network connect). Unlike
+  - Talks to the Docker engine through the Docker SDK for Python (start, restart, unpause, network connect; no
+    docker CLI needed). Unlike
     M(community.docker.docker_container) it never re-creates a container on configuration drift, so the options
     the container was created with (volumes, environment, limits) are never lost.
   - Waits until the container runs and stays running; a container that exits again at once is a failure with its
@@ -78,9 +79,11 @@ options:
         a start would fail again or make things worse). Unset = always start.
     type: str
 requirements:
-  - The C(docker) CLI on the Docker host, and permission to use the Docker daemon.
+  - docker (the Docker SDK for Python) >= 7.0 on the Docker host, and permission to use the Docker daemon.
 notes:
   - A container that does not exist is a failure; re-creating the stack (C(docker compose up)) is a human decision.
+  - The engine is found like the docker CLI finds it (E(DOCKER_HOST), E(DOCKER_TLS_VERIFY), E(DOCKER_CERT_PATH));
+    each call is bounded (60 s), so a hung Docker API is a failure that names the call, not a run that never ends.
 seealso:
   - module: community.docker.docker_container
 """
@@ -143,11 +146,12 @@ error_lines:
 import re
 import time
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible.module_utils.offload_docker import CONTAINER_NAME, DockerCLI, DockerError, error_lines, plan, stop_reason
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.offload_docker import CONTAINER_NAME, DockerError, error_lines, plan, planned_state, stop_reason
+from ansible.module_utils.offload_docker_api import DOCKER_SDK_IMPORT_ERROR, HAS_DOCKER_SDK, DockerEngine
 
 
-def wait_running(docker: DockerCLI, name: str, timeout: int) -> dict:
+def wait_running(docker: DockerEngine, name: str, timeout: int) -> dict:
     """Running, and still running (same start) a moment later: a crash loop is not a recovery."""
     deadline = time.monotonic() + timeout
     while True:
@@ -196,8 +200,10 @@ def main() -> None:
     except re.error as exc:
         module.fail_json(msg=f"refuse_start_if_logs_match is not a valid regular expression: {exc}.")
 
-    docker = DockerCLI(module)
+    if not HAS_DOCKER_SDK:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_SDK_IMPORT_ERROR))
     try:
+        docker = DockerEngine()
         before = docker.state(params["name"], with_memory=threshold is not None)
         if not before.get("exists"):
             module.fail_json(msg=f"Container {params['name']} does not exist: re-creating the stack "
@@ -214,8 +220,8 @@ def main() -> None:
                              unsafe_lines=blocking[-10:], before=before, actions=[])
         after = before
         if steps and not module.check_mode:
-            for _, args, _ in steps:
-                docker.run(*args)
+            for action, args, _ in steps:
+                docker.act(params["name"], action, args)
             after = wait_running(docker, params["name"], params["wait_timeout"])
             if threshold is not None:
                 after = docker.state(params["name"], with_memory=True)
@@ -227,8 +233,7 @@ def main() -> None:
         changed=bool(steps), actions=[desc for _, _, desc in steps], before=before, after=after,
         stop_reason=stop_reason(before), log_tail=tail, error_lines=error_lines(tail),
         diff={"before": {k: before.get(k) for k in keys},
-              "after": {k: after.get(k) for k in keys} if not module.check_mode else
-              {**{k: before.get(k) for k in keys}, "status": "running" if steps else before.get("status")}})
+              "after": {k: (planned_state(before, steps) if module.check_mode else after).get(k) for k in keys}})
 
 
 if __name__ == "__main__":

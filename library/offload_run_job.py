@@ -95,7 +95,7 @@ options:
     type: int
     default: 40
 requirements:
-  - The C(docker) CLI on the Docker host.
+  - docker (the Docker SDK for Python) >= 7.0 on the Docker host (no docker CLI needed).
 """
 
 EXAMPLES = r"""
@@ -117,7 +117,8 @@ waited:
   returned: with O(action=wait)
   type: bool
 command:
-  description: The argv that was (or in check mode would be) executed on the Docker host.
+  description: The job as the equivalent C(docker exec) command line; it runs (or in check mode would run) through
+    the Docker API.
   returned: always
   type: list
   elements: str
@@ -158,26 +159,26 @@ output_tail:
   elements: str
 """
 
-import subprocess
 import time
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.offload_common import check_tables, tables_argument_spec
-from ansible.module_utils.offload_docker import CONTAINER_NAME, DockerCLI, DockerError, parse_offload_processes
+from ansible.module_utils.offload_docker import CONTAINER_NAME, DockerError, parse_offload_processes
+from ansible.module_utils.offload_docker_api import DOCKER_SDK_IMPORT_ERROR, HAS_DOCKER_SDK, DockerEngine
 from ansible.module_utils.offload_run_job_logic import job_argv, judge, rows_offloaded
 
 PS_ARGV = ["ps", "-eo", "pid=,etimes=,args="]
 
 
-def jobs_of_table(docker: DockerCLI, container: str, script: str, table: str) -> list[dict]:
-    rc, out, err = docker.exec(container, PS_ARGV)
+def jobs_of_table(docker: DockerEngine, container: str, script: str, table: str) -> list[dict]:
+    rc, out = docker.exec(container, PS_ARGV)
     if rc != 0:
         raise DockerError(f"cannot list processes in container {container}: "
-                          f"{(err or out or str(rc)).strip().splitlines()[-1]}")
+                          f"{(out or str(rc)).strip().splitlines()[-1]}")
     return [j for j in parse_offload_processes(out, script.rsplit("/", 1)[-1]) if j["table"] == table]
 
 
-def stop_jobs(docker: DockerCLI, container: str, script: str, table: str) -> list[int]:
+def stop_jobs(docker: DockerEngine, container: str, script: str, table: str) -> list[int]:
     """TERM the table's jobs in the container, KILL what is left after 5 s; returns the PIDs found."""
     pids = [j["pid"] for j in jobs_of_table(docker, container, script, table)]
     if pids:
@@ -191,8 +192,7 @@ def stop_jobs(docker: DockerCLI, container: str, script: str, table: str) -> lis
     return pids
 
 
-def stop_orphans(module: AnsibleModule, p: dict, source: str) -> None:
-    docker = DockerCLI(module)
+def stop_orphans(module: AnsibleModule, docker: DockerEngine, p: dict, source: str) -> None:
     try:
         jobs = jobs_of_table(docker, p["container"], p["script"], source)
         if module.check_mode or not jobs:
@@ -203,8 +203,7 @@ def stop_orphans(module: AnsibleModule, p: dict, source: str) -> None:
     module.exit_json(changed=True, stopped_pids=stopped, jobs=jobs)
 
 
-def wait_idle(module: AnsibleModule, p: dict, source: str) -> None:
-    docker = DockerCLI(module)
+def wait_idle(module: AnsibleModule, docker: DockerEngine, p: dict, source: str) -> None:
     deadline = time.monotonic() + p["timeout"]
     try:
         jobs = jobs_of_table(docker, p["container"], p["script"], source)
@@ -248,16 +247,19 @@ def main() -> None:
         module.fail_json(msg=f"timeout must be positive, got {p['timeout']}.")
     if not [s for s in p["success_patterns"] if s.strip()]:
         module.fail_json(msg="success_patterns must name at least one success line.")
+    if not HAS_DOCKER_SDK:
+        module.fail_json(msg=missing_required_lib("docker"), exception=str(DOCKER_SDK_IMPORT_ERROR))
     source = p["table"]["source"]
-    if p["action"] == "stop":
-        stop_orphans(module, p, source)
-    if p["action"] == "wait":
-        wait_idle(module, p, source)
-    argv = job_argv(p["container"], p["python"], p["script"], p["table"])
-    result = {"changed": False, "command": ["docker", *argv], "exit_code": None, "succeeded": False, "timed_out": False,
-              "stopped_pids": [], "rows_offloaded": None, "duration_seconds": 0.0, "output_tail": []}
-    docker = DockerCLI(module)
+    argv = job_argv(p["python"], p["script"], p["table"])
+    result = {"changed": False, "command": ["docker", "exec", p["container"], *argv], "exit_code": None,
+              "succeeded": False, "timed_out": False, "stopped_pids": [], "rows_offloaded": None,
+              "duration_seconds": 0.0, "output_tail": []}
     try:
+        docker = DockerEngine()
+        if p["action"] == "stop":
+            stop_orphans(module, docker, p, source)
+        if p["action"] == "wait":
+            wait_idle(module, docker, p, source)
         busy = jobs_of_table(docker, p["container"], p["script"], source)
     except DockerError as exc:
         module.fail_json(msg=str(exc), **result)
@@ -269,20 +271,18 @@ def main() -> None:
         module.exit_json(**{**result, "changed": True, "reason": f"would run the offload of {source} (check mode)"})
 
     started = time.monotonic()
-    proc = subprocess.Popen([docker.binary, *argv], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace")
     try:
-        output, _ = proc.communicate(timeout=p["timeout"])
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        output, _ = proc.communicate()
+        exit_code, output = docker.run_job(p["container"], argv, p["timeout"])
+    except DockerError as exc:
+        module.fail_json(msg=f"Manual offload of {source} did not run: {exc}", **result)
+    if exit_code is None:
         result["timed_out"] = True
         try:
             result["stopped_pids"] = stop_jobs(docker, p["container"], p["script"], source)
         except DockerError as exc:
             module.warn(f"could not stop the timed-out job of {source}: {exc}")
     lines = (output or "").splitlines()
-    result.update(changed=True, exit_code=None if result["timed_out"] else proc.returncode,
+    result.update(changed=True, exit_code=exit_code,
                   duration_seconds=round(time.monotonic() - started, 2),
                   output_tail=lines[-p["output_lines"]:] if p["output_lines"] else [],
                   rows_offloaded=rows_offloaded(lines))

@@ -1,35 +1,27 @@
 # -*- coding: utf-8 -*-
-# PRIVATE to this project's modules: the Docker CLI on the Docker host, and the pure logic that reads its
-# output. The CLI (not community.docker's docker_container) because a remediation must start, restart or
-# reconnect a container without ever re-creating it: `docker start/restart/network connect` cannot recreate.
+# PRIVATE to this project's modules: the pure logic that reads the Docker engine's answers (inspect, stats, ps and
+# logs) and plans what a remediation does to a container. offload_docker_api.py talks to the engine.
 from __future__ import annotations
 
-import json
 import re
+from datetime import datetime, timezone
 
 CONTAINER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 class DockerError(Exception):
-    """A docker command failed; the message is one line that names the command's object."""
+    """A Docker engine call failed; the message is one line that names the call's object."""
 
 
-def container_state(name: str, inspect: dict | None, stats_line: str = "",
-                    memory: tuple[int | None, int | None] | None = None) -> dict:
+def container_state(name: str, inspect: dict | None, memory: tuple[int | None, int | None] | None = None) -> dict:
     """The container as the runbook reads it (`docker inspect` State, `docker stats`), plus its memory fraction.
-    `memory` is (usage, limit) from the Docker API (api_memory), instead of the CLI's `stats_line`."""
-    stats = {}
-    if stats_line.strip():
-        try:
-            stats = json.loads(stats_line)
-        except ValueError:
-            stats = {}
-    state = normalize_container(name, inspect, stats)
-    api_usage, api_limit = memory or (None, None)
-    if api_usage is not None and state.get("exists"):
-        state["memory_usage"] = api_usage
-    limit = (state.get("memory_limit") or api_limit
-             or parse_size(str(stats.get("MemUsage", "")).partition("/")[2]))
+    `memory` is (usage, limit) from the Docker API's stats (api_memory); the configured limit wins over the API's,
+    which for a container without one is the host's memory."""
+    state = normalize_container(name, inspect)
+    usage, api_limit = memory or (None, None)
+    if usage is not None and state.get("exists"):
+        state["memory_usage"] = usage
+    limit = state.get("memory_limit") or api_limit
     usage = state.get("memory_usage")
     state["memory_fraction"] = round(usage / limit, 4) if usage and limit else None
     if inspect:
@@ -38,20 +30,16 @@ def container_state(name: str, inspect: dict | None, stats_line: str = "",
     return state
 
 
-def normalize_container(name: str, info: dict | None, stats: dict | None = None) -> dict:
-    """docker_container_info's `container` (None when absent) + optional `docker stats` JSON -> the facts
-    the rules read."""
+def normalize_container(name: str, info: dict | None) -> dict:
+    """The engine's inspect of the container (None when absent) -> the facts the rules read."""
     if not info:
         return {"name": name, "exists": False, "status": "absent"}
     state = info.get("State") or {}
     nets = ((info.get("NetworkSettings") or {}).get("Networks") or {})
-    out = {"name": name, "exists": True, "status": state.get("Status"), "exit_code": state.get("ExitCode"),
+    return {"name": name, "exists": True, "status": state.get("Status"), "exit_code": state.get("ExitCode"),
            "oom_killed": bool(state.get("OOMKilled")), "started_at": state.get("StartedAt"),
            "finished_at": state.get("FinishedAt"), "networks": sorted(nets),
            "memory_limit": (info.get("HostConfig") or {}).get("Memory") or None, "memory_usage": None}
-    if stats:
-        out["memory_usage"] = parse_size(str(stats.get("MemUsage", "")).split("/")[0])
-    return out
 
 
 def api_memory(stats: dict | None) -> tuple[int | None, int | None]:
@@ -64,22 +52,6 @@ def api_memory(stats: dict | None) -> tuple[int | None, int | None]:
     detail = mem.get("stats") or {}
     cache = detail.get("inactive_file", detail.get("total_inactive_file", 0)) or 0
     return max(0, usage - cache) if cache < usage else usage, mem.get("limit")
-
-
-SIZE_UNITS = {"b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "kb": 10**3, "mb": 10**6,
-              "gb": 10**9, "tb": 10**12}
-SIZE = re.compile(r"^\s*([0-9.]+)\s*([a-zA-Z]+)\s*$")
-
-
-def parse_size(text: str) -> int | None:
-    """'812.3MiB' -> bytes (docker stats notation); None when unparseable."""
-    match = SIZE.match(text or "")
-    if not match or match.group(2).lower() not in SIZE_UNITS:
-        return None
-    try:
-        return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
-    except ValueError:
-        return None
 
 
 PS_LINE = re.compile(r"^\s*(\d+)\s+(\d+)\s+(.*)$")
@@ -108,57 +80,18 @@ def error_lines(lines: list[str]) -> list[str]:
     return [line for line in lines if re.search(r"error|fatal|segmentation fault|exception|killed", line, re.I)]
 
 
-# Upper bound of one docker command (not of `docker exec` jobs, which the caller bounds itself): a Docker API that
-# hangs must turn into a clear failure, not a remediation that never ends.
-DOCKER_COMMAND_TIMEOUT = 60
+RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)$")
 
 
-class DockerCLI:
-    """`docker` run through AnsibleModule.run_command (no shell), each call bounded by coreutils `timeout`."""
-
-    def __init__(self, module, binary: str = "docker", timeout: int = DOCKER_COMMAND_TIMEOUT) -> None:
-        self.module = module
-        self.binary = module.get_bin_path(binary, required=False) or binary
-        self.timeout = timeout
-        self.timeout_bin = module.get_bin_path("timeout", required=False)
-
-    def run(self, *args: str, check: bool = True) -> tuple[int, str, str]:
-        bound = [self.timeout_bin, "--kill-after=5", str(self.timeout)] if self.timeout_bin else []
-        rc, out, err = self.module.run_command([*bound, self.binary, *args])
-        if bound and rc == 124:
-            raise DockerError(f"`docker {' '.join(args[:3])}` did not answer within {self.timeout} s: the Docker API "
-                              "is slow or hung")
-        if check and rc != 0:
-            detail = (err or out or f"exit code {rc}").strip().splitlines()
-            raise DockerError(f"`docker {' '.join(args[:3])}` failed: {detail[-1] if detail else rc}")
-        return rc, out, err
-
-    def inspect(self, name: str) -> dict | None:
-        rc, out, err = self.run("container", "inspect", name, check=False)
-        if rc != 0:
-            if "No such" in (err or "") or "no such" in (err or ""):
-                return None
-            raise DockerError(f"cannot inspect container {name}: {(err or out).strip().splitlines()[-1:] or rc}")
-        data = json.loads(out)
-        return data[0] if data else None
-
-    def state(self, name: str, with_memory: bool = False) -> dict:
-        inspect = self.inspect(name)
-        stats = ""
-        if with_memory and inspect and (inspect.get("State") or {}).get("Running"):
-            rc, out, _ = self.run("stats", "--no-stream", "--format", "{{json .}}", name, check=False)
-            stats = out.strip().splitlines()[0] if rc == 0 and out.strip() else ""
-        return container_state(name, inspect, stats)
-
-    def logs(self, name: str, lines: int, since: str | None = None) -> list[str]:
-        """The last `lines` log lines; with `since` (the container's StartedAt) only its last run's: Docker keeps
-        the logs of every earlier run, and an old error must not be read as the reason of this stop."""
-        args = ["logs", "--tail", str(lines)] + (["--since", since] if since else []) + [name]
-        rc, out, err = self.run(*args, check=False)
-        return log_tail((out or "") + (err or ""), lines) if rc == 0 else []
-
-    def exec(self, container: str, argv: list[str], check: bool = False) -> tuple[int, str, str]:
-        return self.run("exec", container, *argv, check=check)
+def rfc3339_epoch(text: str | None) -> float | None:
+    """The engine's timestamps (StartedAt: nanoseconds, 'Z' or an offset) -> seconds since the epoch; None for
+    the zero time of a container never started, or text that is not such a timestamp."""
+    match = RFC3339.match(text or "")
+    if not match or match.group(1).startswith("0001-"):
+        return None
+    zone = "+00:00" if match.group(3) == "Z" else match.group(3)
+    moment = datetime.fromisoformat(match.group(1) + zone).astimezone(timezone.utc)
+    return moment.timestamp() + float("0" + (match.group(2) or ".0")[:10])
 
 
 def stop_reason(state: dict) -> str | None:
@@ -175,26 +108,37 @@ def stop_reason(state: dict) -> str | None:
     return ", ".join(parts)
 
 
-def plan(params: dict, state: dict) -> list[tuple[str, list[str], str]]:
-    """The docker commands to run, as (verb, args, description); pure, so check mode shows the same plan."""
+def plan(params: dict, state: dict) -> list[tuple[str, dict, str]]:
+    """What to do to the container, as (action, its arguments, description) for DockerEngine.act; pure, so check
+    mode shows the same plan. Only start, restart, unpause and network connect: nothing is ever re-created."""
     name, steps = params["name"], []
     status = state.get("status")
     if params["state"] == "info":
         return steps
     if params["state"] == "restarted":
-        steps.append(("restart", ["restart", name], f"restart {name} ({stop_reason(state) or 'running'})"))
+        steps.append(("restart", {}, f"restart {name} ({stop_reason(state) or 'running'})"))
     elif status == "paused":
-        steps.append(("unpause", ["unpause", name], f"unpause {name}"))
+        steps.append(("unpause", {}, f"unpause {name}"))
     elif status != "running":
-        steps.append(("start", ["start", name], f"start {name} ({stop_reason(state)})"))
+        steps.append(("start", {}, f"start {name} ({stop_reason(state)})"))
     elif (params["restart_if_memory_above"] is not None and state.get("memory_fraction") is not None
           and state["memory_fraction"] > params["restart_if_memory_above"]):
-        steps.append(("restart", ["restart", name], f"restart {name} (memory at {state['memory_fraction']:.0%} of "
-                                                    f"its limit > {params['restart_if_memory_above']:.0%})"))
+        steps.append(("restart", {}, f"restart {name} (memory at {state['memory_fraction']:.0%} of "
+                                     f"its limit > {params['restart_if_memory_above']:.0%})"))
     attached = set(state.get("networks") or [])
     for net in params["networks"]:
         if net["name"] not in attached:
-            args = ["network", "connect"] + [a for alias in net["aliases"] for a in ("--alias", alias)]
-            steps.append(("connect", args + [net["name"], name],
+            steps.append(("connect", {"network": net["name"], "aliases": list(net["aliases"])},
                           f"connect {name} to network {net['name']} (aliases: {', '.join(net['aliases']) or 'none'})"))
     return steps
+
+
+def planned_state(state: dict, steps: list[tuple[str, dict, str]]) -> dict:
+    """The container as `steps` (plan()) would leave it: what check mode's diff shows as 'after'."""
+    after = dict(state)
+    if any(action in ("start", "restart", "unpause") for action, _, _ in steps):
+        after["status"] = "running"
+    joined = [args["network"] for action, args, _ in steps if action == "connect"]
+    if joined:
+        after["networks"] = sorted(set(state.get("networks") or []) | set(joined))
+    return after

@@ -1,9 +1,13 @@
 # -*- coding: utf-8 -*-
-# PRIVATE to this project's modules: read-only access to the Docker engine through the Docker SDK for Python.
-# What the diagnosis reads of the containers - inspect, one-shot memory stats, a process list and file checks
-# through exec - in one module run, the calls concurrent: per-call Ansible tasks cost ~1 s each under load.
+# PRIVATE to this project's modules: the Docker engine through the Docker SDK for Python (no docker CLI needed on
+# the Docker host or in an execution environment).
+# - gather(): what the diagnosis reads of the containers - inspect, one-shot memory stats, a process list and file
+#   checks through exec - in one module run, the calls concurrent: per-call Ansible tasks cost ~1 s each under load.
+# - DockerEngine: what the remediation modules read and do, one call at a time, each error one line that names the
+#   container and the engine's reason.
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 try:
@@ -17,17 +21,27 @@ except ImportError as exc:  # reported by the module with missing_required_lib
 
 try:
     from ansible.module_utils.offload_common import first_line
-    from ansible.module_utils.offload_docker import api_memory, container_state
+    from ansible.module_utils.offload_docker import DockerError, api_memory, container_state, log_tail, rfc3339_epoch
 except ImportError:  # unit tests import module_utils/ directly
     from offload_common import first_line
-    from offload_docker import api_memory, container_state
+    from offload_docker import DockerError, api_memory, container_state, log_tail, rfc3339_epoch
 
 # A Docker API call fails with these: the engine's own errors, and the HTTP transport's (timeouts, refused socket).
 API_ERRORS = (DockerException, RequestException, OSError)
 
 
-class DockerUnavailable(Exception):
+# Upper bound of one engine call (not of a job run through exec, which its caller bounds): a Docker API that hangs
+# must turn into a clear failure, not a remediation that never ends.
+DOCKER_API_TIMEOUT = 60
+
+
+class DockerUnavailable(DockerError):
     """The Docker engine did not answer; the message is one line."""
+
+
+def api_reason(exc: BaseException) -> str:
+    """The engine's own explanation of an API error (e.g. 'No such container: k2-x'), else the error's first line."""
+    return first_line(getattr(exc, "explanation", None) or exc)
 
 
 def connect(timeout: int):
@@ -54,7 +68,7 @@ def _exec(api, container: str, argv: list[str]) -> dict:
         output = api.exec_start(exec_id).decode(errors="replace")
         return {"rc": api.exec_inspect(exec_id).get("ExitCode"), "output": output, "error": None}
     except API_ERRORS as exc:
-        return {"rc": None, "output": "", "error": f"exec in {container} failed: {first_line(exc)}"}
+        return {"rc": None, "output": "", "error": f"exec in {container} failed: {api_reason(exc)}"}
 
 
 def gather(api, containers: list[str], memory_of: list[str], processes_in: list[str],
@@ -91,3 +105,83 @@ def gather(api, containers: list[str], memory_of: list[str], processes_in: list[
     if result["errors"]:
         result["error"] = "; ".join(f"{name}: {why}" for name, why in sorted(result["errors"].items()))
     return result
+
+
+class DockerEngine:
+    """The Docker engine for the modules that act on containers: inspect, memory, logs, exec, and the only changes
+    a remediation makes - start, restart, unpause, network connect. Raises DockerError."""
+
+    def __init__(self, timeout: int = DOCKER_API_TIMEOUT) -> None:
+        self.timeout = timeout
+        self.api = connect(timeout)
+
+    def _call(self, what: str, call, *args, **kwargs):
+        try:
+            return call(*args, **kwargs)
+        except API_ERRORS as exc:
+            raise DockerError(f"{what} failed: {api_reason(exc)}") from None
+
+    def inspect(self, name: str) -> dict | None:
+        """The container's inspect, None when there is no such container."""
+        try:
+            return _inspect(self.api, name)
+        except API_ERRORS as exc:
+            raise DockerError(f"cannot inspect container {name}: {api_reason(exc)}") from None
+
+    def state(self, name: str, with_memory: bool = False) -> dict:
+        info = self.inspect(name)
+        memory = None
+        if with_memory and info and (info.get("State") or {}).get("Running"):
+            memory = api_memory(self._call(f"memory stats of container {name}", self.api.stats, name, stream=False,
+                                           one_shot=True))
+        return container_state(name, info, memory=memory)
+
+    def logs(self, name: str, lines: int, since: str | None = None) -> list[str]:
+        """The last `lines` log lines; with `since` (the container's StartedAt) only its last run's: the engine keeps
+        the logs of every earlier run, and an old error must not be read as the reason of this stop."""
+        since_epoch = rfc3339_epoch(since)
+        text = self._call(f"logs of container {name}", self.api.logs, name, tail=lines,
+                          **({"since": since_epoch} if since_epoch is not None else {}))
+        return log_tail(text.decode(errors="replace"), lines)
+
+    def exec(self, container: str, argv: list[str]) -> tuple[int, str]:
+        """argv run in the running container: (exit code, output)."""
+        run = _exec(self.api, container, argv)
+        if run["rc"] is None:
+            raise DockerError(run["error"])
+        return run["rc"], run["output"]
+
+    def act(self, name: str, action: str, args: dict) -> None:
+        """One step of offload_docker.plan() on container `name`."""
+        calls = {"start": lambda: self.api.start(name), "restart": lambda: self.api.restart(name),
+                 "unpause": lambda: self.api.unpause(name),
+                 "connect": lambda: self.api.connect_container_to_network(name, args["network"],
+                                                                          aliases=args["aliases"] or None)}
+        self._call(f"{action} {name}" + (f" to network {args['network']}" if action == "connect" else ""),
+                   calls[action])
+
+    def run_job(self, container: str, argv: list[str], timeout: int) -> tuple[int | None, str]:
+        """argv run in the container, at most `timeout` s: (exit code, output so far); exit code None when it is
+        still running at the deadline - the job itself goes on in the container, the caller stops it."""
+        job_api = connect(timeout + self.timeout)  # its reads wait as long as the job may stay silent
+        exec_id = self._call(f"exec in {container}", job_api.exec_create, container, argv, stdout=True,
+                             stderr=True)["Id"]
+        chunks: list[bytes] = []
+        failure: list[str] = []
+
+        def read() -> None:
+            try:
+                for chunk in job_api.exec_start(exec_id, stream=True):
+                    chunks.append(chunk)
+            except API_ERRORS as exc:
+                failure.append(f"exec in {container} failed: {api_reason(exc)}")
+
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
+        reader.join(timeout)
+        output = b"".join(chunks).decode(errors="replace")
+        if reader.is_alive():
+            return None, output
+        if failure:
+            raise DockerError(failure[0])
+        return self._call(f"exec in {container}", job_api.exec_inspect, exec_id).get("ExitCode"), output

@@ -7,9 +7,10 @@ import re
 ROWS_LINE = re.compile(r"Rows offloaded:\s*([0-9][0-9,]*)")
 
 
-def job_argv(container: str, python: str, script: str, table: dict) -> list[str]:
-    """`docker exec` argv of K2's job for one TABLE_CONFIG entry; --columns always (K2's default * breaks silver)."""
-    return ["exec", container, python, script,
+def job_argv(python: str, script: str, table: dict) -> list[str]:
+    """The argv of K2's job for one TABLE_CONFIG entry, inside the Spark container; --columns always (K2's default
+    * breaks silver)."""
+    return [python, script,
             "--source-table", table["source"], "--target-table", table["target"],
             "--timestamp-col", table["timestamp_col"], "--sequence-col", table["sequence_col"],
             "--layer", table["layer"], "--columns", table.get("columns") or "*"]

@@ -281,12 +281,12 @@ def test_watermark_backup_in_check_mode_writes_no_file(wm_mod, pg, monkeypatch, 
     assert not target.exists()
 
 
-# ---------------------------------------------------------------- offload_container: a fake Docker CLI
+# ---------------------------------------------------------------- offload_container: a fake Docker engine
 
-class FakeDocker:
-    """DockerCLI stand-in: a container that runs once started; records every command that would change it."""
+class FakeEngine:
+    """DockerEngine stand-in: a container that runs once started; records every action that would change it."""
 
-    def __init__(self, module, state: dict, logs=()):
+    def __init__(self, state: dict, logs=()):
         self.current, self.log_lines, self.commands = copy.deepcopy(state), list(logs), []
 
     def state(self, name, with_memory=False):
@@ -295,14 +295,13 @@ class FakeDocker:
     def logs(self, name, lines, since=None):
         return self.log_lines[-lines:]
 
-    def run(self, *args, check=True):
-        self.commands.append(list(args))
-        if args[0] in ("start", "restart", "unpause"):
+    def act(self, name, action, args):
+        self.commands.append((action, name, args))
+        if action in ("start", "restart", "unpause"):
             self.current.update(status="running", exit_code=0, oom_killed=False,
                                 started_at="2026-11-26T12:00:01.000000000Z")
-        elif args[:2] == ("network", "connect"):
-            self.current["networks"] = sorted(self.current["networks"] + [args[-2]])
-        return 0, "", ""
+        elif action == "connect":
+            self.current["networks"] = sorted(self.current["networks"] + [args["network"]])
 
 
 NET = "k2-market-data-platform_k2-net"
@@ -320,7 +319,7 @@ def docker(monkeypatch, container_mod):
     made = {}
 
     def make(state, logs=()):
-        monkeypatch.setattr(container_mod, "DockerCLI", lambda module: made.setdefault("cli", FakeDocker(module, state, logs)))
+        monkeypatch.setattr(container_mod, "DockerEngine", lambda: made.setdefault("cli", FakeEngine(state, logs)))
         # wait_running polls with sleep(1): no real sleeps in unit tests
         monkeypatch.setattr(container_mod, "time", SimpleNamespace(sleep=lambda s: None, monotonic=time.monotonic))
         return made
@@ -340,8 +339,6 @@ def test_container_check_mode_runs_no_docker_command_and_reports_the_plan(contai
     assert result["diff"]["after"]["status"] == "running"
 
 
-@pytest.mark.xfail(strict=True, reason="product bug: check mode's diff 'after' changes only the status, not the "
-                                       "networks a planned 'network connect' attaches")
 def test_container_check_mode_diff_shows_the_planned_network(container_mod, docker, monkeypatch):
     docker(EXITED)
     result = run_main(container_mod, monkeypatch, CONTAINER_ARGS, check_mode=True)
@@ -351,8 +348,8 @@ def test_container_check_mode_diff_shows_the_planned_network(container_mod, dock
 def test_container_real_run_runs_exactly_the_planned_commands(container_mod, docker, monkeypatch):
     made = docker(EXITED)
     result = run_main(container_mod, monkeypatch, CONTAINER_ARGS, check_mode=False)
-    assert made["cli"].commands == [["start", "k2-clickhouse"],
-                                    ["network", "connect", "--alias", "clickhouse", NET, "k2-clickhouse"]]
+    assert made["cli"].commands == [("start", "k2-clickhouse", {}),
+                                    ("connect", "k2-clickhouse", {"network": NET, "aliases": ["clickhouse"]})]
     assert result["changed"] is True and result["actions"] == EXPECTED_ACTIONS
     assert result["diff"]["after"] == {"status": "running", "exit_code": 0, "oom_killed": False, "networks": [NET],
                                        "memory_fraction": None}

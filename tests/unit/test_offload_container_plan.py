@@ -1,5 +1,5 @@
 """Pure logic of library/offload_container.py (module_utils/offload_docker.py): why a container stopped, and the
-docker commands it will run."""
+steps it will take through the Docker engine."""
 from __future__ import annotations
 
 import copy
@@ -67,7 +67,7 @@ def test_running_container_needs_nothing(mod):
 def test_exited_container_is_started_with_its_stop_reason(mod):
     steps = mod.plan(params(name="k2-prefect-worker"),
                      state("exited", 137, oom=True, name="k2-prefect-worker"))
-    assert steps == [("start", ["start", "k2-prefect-worker"],
+    assert steps == [("start", {},
                       "start k2-prefect-worker (exited, exit code 137, OOMKilled)")]
 
 
@@ -79,11 +79,11 @@ def test_exited_container_is_started_with_its_stop_reason(mod):
 ])
 def test_other_stopped_states_are_started(mod, status, exit_code, reason):
     assert mod.plan(params(), state(status, exit_code)) == [
-        ("start", ["start", "k2-clickhouse"], f"start k2-clickhouse ({reason})")]
+        ("start", {}, f"start k2-clickhouse ({reason})")]
 
 
 def test_paused_container_is_unpaused_not_started(mod):
-    assert mod.plan(params(), state("paused")) == [("unpause", ["unpause", "k2-clickhouse"], "unpause k2-clickhouse")]
+    assert mod.plan(params(), state("paused")) == [("unpause", {}, "unpause k2-clickhouse")]
 
 
 @pytest.mark.parametrize("kwargs, why", [
@@ -93,14 +93,14 @@ def test_paused_container_is_unpaused_not_started(mod):
 ])
 def test_restarted_always_restarts(mod, kwargs, why):
     steps = mod.plan(params(name="k2-spark-iceberg", state="restarted"), state(name="k2-spark-iceberg", **kwargs))
-    assert steps == [("restart", ["restart", "k2-spark-iceberg"], f"restart k2-spark-iceberg ({why})")]
+    assert steps == [("restart", {}, f"restart k2-spark-iceberg ({why})")]
 
 
 def test_restarted_is_not_idempotent_by_design(mod):
     # a running, healthy container is restarted every time it is asked to be (the plan used to be compared
     # with itself, which any output satisfied)
     p, s = params(state="restarted"), state()
-    expected = [("restart", ["restart", "k2-clickhouse"], "restart k2-clickhouse (running)")]
+    expected = [("restart", {}, "restart k2-clickhouse (running)")]
     assert mod.plan(p, s) == expected
     assert mod.plan(p, s) == expected
 
@@ -115,7 +115,7 @@ def test_info_never_acts(mod):
 
 def test_memory_above_threshold_restarts(mod):
     assert mod.plan(params(memory=0.9), state(memory_fraction=0.9667)) == [
-        ("restart", ["restart", "k2-clickhouse"], "restart k2-clickhouse (memory at 97% of its limit > 90%)")]
+        ("restart", {}, "restart k2-clickhouse (memory at 97% of its limit > 90%)")]
 
 
 @pytest.mark.parametrize("memory, fraction", [
@@ -137,7 +137,7 @@ def test_memory_threshold_does_not_add_a_second_restart(mod):
 
 def test_memory_threshold_on_a_stopped_container_starts_it(mod):
     steps = mod.plan(params(memory=0.9), state("exited", 137, oom=True, memory_fraction=0.99))
-    assert [(verb, args) for verb, args, _ in steps] == [("start", ["start", "k2-clickhouse"])]
+    assert [(verb, args) for verb, args, _ in steps] == [("start", {})]
 
 
 def test_memory_threshold_on_a_paused_container_unpauses_it(mod):
@@ -149,7 +149,7 @@ def test_memory_threshold_on_a_paused_container_unpauses_it(mod):
 
 def test_missing_network_is_connected_with_its_alias(mod):
     steps = mod.plan(params(networks=[{"name": NET, "aliases": ["clickhouse"]}]), state(networks=("bridge",)))
-    assert steps == [("connect", ["network", "connect", "--alias", "clickhouse", NET, "k2-clickhouse"],
+    assert steps == [("connect", {"network": NET, "aliases": ["clickhouse"]},
                       f"connect k2-clickhouse to network {NET} (aliases: clickhouse)")]
 
 
@@ -157,16 +157,16 @@ def test_several_aliases_and_no_alias(mod):
     steps = mod.plan(params(networks=[{"name": NET, "aliases": ["clickhouse", "ch"]},
                                       {"name": "monitoring", "aliases": []}]), state(networks=()))
     assert steps == [
-        ("connect", ["network", "connect", "--alias", "clickhouse", "--alias", "ch", NET, "k2-clickhouse"],
+        ("connect", {"network": NET, "aliases": ["clickhouse", "ch"]},
          f"connect k2-clickhouse to network {NET} (aliases: clickhouse, ch)"),
-        ("connect", ["network", "connect", "monitoring", "k2-clickhouse"],
+        ("connect", {"network": "monitoring", "aliases": []},
          "connect k2-clickhouse to network monitoring (aliases: none)")]
 
 
 def test_only_missing_networks_are_connected(mod):
     steps = mod.plan(params(networks=[{"name": NET, "aliases": ["clickhouse"]}, {"name": "monitoring", "aliases": []}]),
                      state(networks=(NET,)))
-    assert [args for _, args, _ in steps] == [["network", "connect", "monitoring", "k2-clickhouse"]]
+    assert [args for _, args, _ in steps] == [{"network": "monitoring", "aliases": []}]
 
 
 def test_already_attached_network_needs_nothing(mod):
@@ -184,9 +184,8 @@ def test_container_without_networks_key_is_connected(mod, networks):
 def test_start_comes_before_connect(mod):
     steps = mod.plan(params(name="k2-prefect-worker", networks=[{"name": NET, "aliases": ["prefect-worker"]}]),
                      state("exited", 1, networks=(), name="k2-prefect-worker"))
-    assert [args for _, args, _ in steps] == [
-        ["start", "k2-prefect-worker"],
-        ["network", "connect", "--alias", "prefect-worker", NET, "k2-prefect-worker"]]
+    assert [(verb, args) for verb, args, _ in steps] == [
+        ("start", {}), ("connect", {"network": NET, "aliases": ["prefect-worker"]})]
 
 
 def test_memory_restart_comes_before_connect(mod):

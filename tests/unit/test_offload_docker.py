@@ -1,7 +1,5 @@
-"""Pure logic of offload_docker: `docker inspect` + `docker stats` -> container state, log tail, error lines."""
+"""Pure logic of offload_docker: the engine's inspect + memory stats -> container state, log tail, error lines."""
 from __future__ import annotations
-
-import json
 
 import pytest
 
@@ -32,17 +30,10 @@ def inspect(status="running", exit_code=0, oom=False, error="", networks=(NET,),
     return data
 
 
-def stats(mem_usage="1.45GiB / 1.5GiB", **extra):
-    """One line of `docker stats --no-stream --format '{{json .}}' k2-clickhouse`."""
-    return json.dumps({"BlockIO": "1.2GB / 3.4GB", "CPUPerc": "12.34%", "Container": "k2-clickhouse",
-                       "ID": "3f2a9c1be0d4", "MemPerc": "96.67%", "MemUsage": mem_usage, "Name": "k2-clickhouse",
-                       "NetIO": "45.6MB / 7.89MB", "PIDs": "123", **extra})
-
-
 # ---------------------------------------------------------------- container_state
 
-def test_running_container_with_stats_has_memory_fraction_of_its_limit():
-    state = D.container_state("k2-clickhouse", inspect(), stats())
+def test_running_container_with_memory_has_memory_fraction_of_its_limit():
+    state = D.container_state("k2-clickhouse", inspect(), (1556925644, 8 * GIB))
     assert state == {
         "name": "k2-clickhouse", "exists": True, "status": "running", "exit_code": 0, "oom_killed": False,
         "started_at": "2026-11-26T07:00:00.123456789Z", "finished_at": "0001-01-01T00:00:00Z",
@@ -50,25 +41,25 @@ def test_running_container_with_stats_has_memory_fraction_of_its_limit():
         "memory_fraction": 0.9667, "error": None, "restart_count": 0}
 
 
-@pytest.mark.parametrize("mem_usage, fraction", [
-    ("1.45GiB / 1.5GiB", 0.9667),
-    ("768MiB / 1.5GiB", 0.5),
-    ("1.5GiB / 1.5GiB", 1.0),
-    ("12.5MiB / 1.5GiB", 0.0081),
+@pytest.mark.parametrize("usage, fraction", [
+    (1556925644, 0.9667),
+    (768 * MIB, 0.5),
+    (int(1.5 * GIB), 1.0),
+    (int(12.5 * MIB), 0.0081),
 ])
-def test_memory_fraction_uses_the_containers_limit(mem_usage, fraction):
-    assert D.container_state("k2-clickhouse", inspect(), stats(mem_usage))["memory_fraction"] == fraction
+def test_memory_fraction_uses_the_containers_limit(usage, fraction):
+    assert D.container_state("k2-clickhouse", inspect(), (usage, 8 * GIB))["memory_fraction"] == fraction
 
 
-def test_memory_fraction_prefers_hostconfig_limit_over_stats_limit():
-    # HostConfig.Memory = 1 GiB; the stats line claims 2 GiB: the configured limit wins.
-    state = D.container_state("k2-clickhouse", inspect(memory=GIB), stats("512MiB / 2GiB"))
+def test_memory_fraction_prefers_hostconfig_limit_over_the_apis_limit():
+    # HostConfig.Memory = 1 GiB; the API's stats say 2 GiB: the configured limit wins.
+    state = D.container_state("k2-clickhouse", inspect(memory=GIB), (512 * MIB, 2 * GIB))
     assert (state["memory_limit"], state["memory_usage"], state["memory_fraction"]) == (GIB, 512 * MIB, 0.5)
 
 
-def test_without_a_memory_limit_the_fraction_is_of_the_stats_limit():
-    # HostConfig.Memory 0 = unlimited: docker stats reports the host's memory after the slash.
-    state = D.container_state("k2-prefect-worker", inspect(memory=0), stats("812.3MiB / 7.6GiB"))
+def test_without_a_memory_limit_the_fraction_is_of_the_apis_limit():
+    # HostConfig.Memory 0 = unlimited: the API's stats report the host's memory as the limit.
+    state = D.container_state("k2-prefect-worker", inspect(memory=0), (int(812.3 * MIB), int(7.6 * GIB)))
     assert state["memory_limit"] is None
     assert state["memory_usage"] == int(812.3 * MIB)
     assert state["memory_fraction"] == round(int(812.3 * MIB) / int(7.6 * GIB), 4) == 0.1044
@@ -79,17 +70,11 @@ def test_without_stats_there_is_no_memory_fraction():
     assert (state["memory_limit"], state["memory_usage"], state["memory_fraction"]) == (1610612736, None, None)
 
 
-@pytest.mark.parametrize("line", ["", "   \n", "not json {", "{\"MemUsage\": ", "Error response from daemon"])
-def test_bad_or_empty_stats_line_is_ignored(line):
-    state = D.container_state("k2-clickhouse", inspect(), line)
+@pytest.mark.parametrize("memory", [(None, None), (None, 8 * GIB), (0, 0), (0, 8 * GIB)])
+def test_unusable_memory_gives_no_fraction(memory):
+    # A container that is stopping reports no usage (or 0): no usage -> no fraction.
+    state = D.container_state("k2-prefect-worker", inspect(memory=0), memory)
     assert state["exists"] is True and state["status"] == "running"
-    assert (state["memory_usage"], state["memory_fraction"]) == (None, None)
-
-
-@pytest.mark.parametrize("mem_usage", ["0B / 0B", "-- / --", "", "1.45GiB"])
-def test_unusable_mem_usage_gives_no_fraction(mem_usage):
-    # "0B / 0B" is what docker stats shows for a container that is stopping; no usage -> no fraction.
-    state = D.container_state("k2-prefect-worker", inspect(memory=0), stats(mem_usage))
     assert state["memory_fraction"] is None
 
 
@@ -130,9 +115,9 @@ def test_missing_restart_count_defaults_to_zero():
     assert D.container_state("k2-clickhouse", data)["restart_count"] == 0
 
 
-@pytest.mark.parametrize("line", ["", stats()])
-def test_absent_container(line):
-    assert D.container_state("k2-clickhouse", None, line) == {
+@pytest.mark.parametrize("memory", [None, (512 * MIB, GIB)])
+def test_absent_container(memory):
+    assert D.container_state("k2-clickhouse", None, memory) == {
         "name": "k2-clickhouse", "exists": False, "status": "absent", "memory_fraction": None}
 
 
@@ -198,19 +183,24 @@ def test_container_name_pattern(name, ok):
     assert bool(D.CONTAINER_NAME.fullmatch(name)) is ok
 
 
-@pytest.mark.parametrize("text,expected", [("812.3MiB", int(812.3 * 2**20)), ("1.5GiB", int(1.5 * 2**30)),
-                                           ("10kB", 10_000), ("0B", 0), ("", None), ("12 parsecs", None), ("x", None)])
-def test_parse_size(text, expected):
-    assert D.parse_size(text) == expected
-
-
 def test_normalize_container():
     info = {"State": {"Status": "exited", "ExitCode": 137, "OOMKilled": True},
             "NetworkSettings": {"Networks": {"k2-network": {}}}, "HostConfig": {"Memory": 1024}}
-    out = D.normalize_container("k2-prefect-worker", info, {"MemUsage": "512MiB / 1GiB"})
+    out = D.normalize_container("k2-prefect-worker", info)
     assert out["status"] == "exited" and out["oom_killed"] and out["networks"] == ["k2-network"]
-    assert out["memory_usage"] == 512 * 2**20 and out["memory_limit"] == 1024
+    assert out["memory_usage"] is None and out["memory_limit"] == 1024
     assert D.normalize_container("x", None) == {"name": "x", "exists": False, "status": "absent"}
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2026-11-26T07:00:00Z", 1795676400.0),
+    ("2026-11-26T07:00:00.123456789Z", 1795676400.123456789),
+    ("2026-11-26T08:00:00.5+01:00", 1795676400.5),
+    ("0001-01-01T00:00:00Z", None),  # the zero time of a container never started
+    ("", None), (None, None), ("yesterday", None), ("2026-11-26 07:00:00", None),
+])
+def test_rfc3339_epoch(text, expected):
+    assert D.rfc3339_epoch(text) == (pytest.approx(expected, abs=1e-6) if expected is not None else None)
 
 
 def test_parse_offload_processes():
