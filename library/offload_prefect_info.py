@@ -41,6 +41,14 @@ options:
       - Without logs, RV(flow_runs[].failed_tables) falls back to the tables named in the runs' state messages.
     type: bool
     default: true
+  wait_for_idle_seconds:
+    description:
+      - Read again every 5 s until no flow run of the deployment is in flight, for at most this many seconds;
+        0 reads once. The refusals of the remediation roles wait like this first, because a run of the schedule
+        that was still failing when the remediation started usually ends within a minute.
+      - The wait stops at once when the API or the deployment cannot be read (RV(idle=false) with the reason).
+    type: int
+    default: 0
 notes:
   - K2's flow runs one subflow per layer; the C(✗ Offload failed) lines are logged by the task runs of those
     subflows, so their logs are read with the parent run's.
@@ -139,6 +147,24 @@ flow_runs:
         - "  Exit code: 1"
         - "  Stderr: Error response from daemon: Container 988d83babf9e is not running"
       log_truncated: false
+idle:
+  description:
+    - Whether the deployment is known to have no flow run in flight - the API answered, the deployment exists
+      and the runs in flight were listed and are none. What cannot be read is not idle.
+  returned: always
+  type: bool
+  sample: false
+not_idle_because:
+  description: Why RV(idle) is false, in one line; null when idle.
+  returned: always
+  type: str
+  sample: "flow run(s) 0f6c6b2e-3c1a-4a53-9b0e-2d4f4b1f2f10 of iceberg-offload-main/iceberg-offload-15min are
+    RUNNING/PENDING after 600 s"
+waited_seconds:
+  description: With O(wait_for_idle_seconds), how long the module waited.
+  returned: when O(wait_for_idle_seconds) is above 0
+  type: float
+  sample: 42.5
 running_runs:
   description: IDs of the deployment's flow runs in state RUNNING or PENDING (several at once risk duplicates).
   returned: always
@@ -188,16 +214,22 @@ worker_online:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.offload_common import ProbeError, to_json_safe
-from ansible.module_utils.offload_prefect_inspect import inspect, inspect_argument_spec, validate
+from ansible.module_utils.offload_prefect_inspect import inspect, inspect_argument_spec, validate, wait_for_idle
 
 
 def main() -> None:
-    module = AnsibleModule(argument_spec=inspect_argument_spec(), supports_check_mode=True)
+    module = AnsibleModule(argument_spec={**inspect_argument_spec(),
+                                          "wait_for_idle_seconds": {"type": "int", "default": 0}},
+                           supports_check_mode=True)
+    wait = module.params["wait_for_idle_seconds"]
     try:
         flow, name = validate(module.params)
+        if not 0 <= wait <= 86400:
+            raise ProbeError(f"wait_for_idle_seconds must be between 0 and 86400, got {wait}.")
     except ProbeError as exc:
         module.fail_json(msg=str(exc))
-    module.exit_json(**to_json_safe(inspect(module, flow, name)))
+    result = wait_for_idle(module, flow, name, wait) if wait else inspect(module, flow, name)
+    module.exit_json(**to_json_safe(result))
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
@@ -107,7 +108,8 @@ class Inspector:
             return []
         return [r for r in runs or [] if isinstance(r, dict)]
 
-    def active_runs(self, deployment_id: str) -> list[str]:
+    def active_runs(self, deployment_id: str) -> list[str] | None:
+        """The ids of the runs in flight; None when they could not be listed (not known to be none)."""
         body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]},
                               "state": {"type": {"any_": list(ACTIVE_STATES)}}},
                 "sort": "EXPECTED_START_TIME_DESC", "limit": MAX_RUNS}
@@ -115,7 +117,7 @@ class Inspector:
             return [r["id"] for r in self.api.post("/flow_runs/filter", body) or [] if isinstance(r, dict)]
         except PrefectHTTPError as exc:
             self.note(f"Cannot list the running flow runs of deployment {self.params['deployment']!r}: {exc}")
-            return []
+            return None
 
     def run_logs(self, run_id: str) -> tuple[list[dict], bool]:
         """Logs of the run and of its direct subflow runs, oldest first; and whether a page was full."""
@@ -170,7 +172,8 @@ class Inspector:
 
 def empty_result(api_url: str) -> dict:
     return {"changed": False, "reachable": False, "api_url": api_url, "error": None,
-            "deployment": deployment_summary(None), "flow_runs": [], "running_runs": [],
+            "deployment": deployment_summary(None), "flow_runs": [], "running_runs": [], "idle": False,
+            "not_idle_because": None,
             "counts": count_states([]), "consecutive_failures": 0, "failed_tables": [],
             "work_pool": work_pool_summary(None), "workers": [], "worker_online": False}
 
@@ -182,23 +185,27 @@ def inspect(reporter, flow: str, name: str) -> dict:
     try:
         healthy = api.get("/health")
     except PrefectUnreachable as exc:
-        result["error"] = f"Prefect API {api.base} is unreachable: {exc}"
+        result["error"] = result["not_idle_because"] = f"Prefect API {api.base} is unreachable: {exc}"
         return result
     except PrefectHTTPError as exc:
-        result["error"] = f"{api.base} does not answer as the Prefect API (does api_url end in /api?): {exc}"
+        result["error"] = result["not_idle_because"] = (f"{api.base} does not answer as the Prefect API (does api_url "
+                                                        f"end in /api?): {exc}")
         return result
     if healthy is not True:
-        result["error"] = f"Prefect API {api.base} is not healthy: /health answered {json.dumps(healthy)[:200]}"
+        result["error"] = result["not_idle_because"] = (f"Prefect API {api.base} is not healthy: /health answered "
+                                                        f"{json.dumps(healthy)[:200]}")
         return result
     result["reachable"] = True
     inspector = Inspector(reporter, api)
+    running = None
     try:
         deployment = inspector.deployment(flow, name)
         result["deployment"] = deployment_summary(deployment)
         if deployment:
             runs = inspector.recent_runs(deployment["id"])
             result["flow_runs"] = inspector.flow_runs(runs)
-            result["running_runs"] = inspector.active_runs(deployment["id"])
+            running = inspector.active_runs(deployment["id"])
+            result["running_runs"] = running or []
             result["counts"] = count_states(result["flow_runs"])
             result["consecutive_failures"] = consecutive_failures(result["flow_runs"])
             result["failed_tables"] = unique(t for r in result["flow_runs"] for t in r["failed_tables"])
@@ -206,8 +213,40 @@ def inspect(reporter, flow: str, name: str) -> dict:
         result["worker_online"] = any(w["online"] for w in result["workers"])
     except PrefectUnreachable as exc:
         inspector.note(f"Prefect API {api.base} stopped answering: {exc}")
+        running = None
     result["error"] = inspector.error
+    result["not_idle_because"] = not_idle_because(params["deployment"], result["deployment"]["exists"], running,
+                                                  inspector.error)
+    result["idle"] = result["not_idle_because"] is None
     return result
+
+
+def not_idle_because(deployment: str, exists: bool, running: list[str] | None, error: str | None) -> str | None:
+    """Why the deployment is not known to have no flow run in flight (one line), None when it is known: what
+    cannot be read is not 'nothing in flight'."""
+    if not exists:
+        return error or f"deployment {deployment} was not found"
+    if running is None:
+        return error or f"the flow runs of {deployment} in flight could not be listed"
+    if running:
+        return f"flow run(s) {', '.join(running)} of {deployment} are RUNNING/PENDING"
+    return None
+
+
+def wait_for_idle(reporter, flow: str, name: str, seconds: int, poll: float = 5.0) -> dict:
+    """inspect() every `poll` s until no flow run of the deployment is in flight, at most `seconds` (a run of the
+    schedule that was failing when a remediation started usually ends within a minute); the last inspection, with
+    `waited_seconds`. Stops at once when the API or the deployment cannot be read: waiting does not fix that."""
+    started = time.monotonic()
+    while True:
+        result = inspect(reporter, flow, name)
+        elapsed = time.monotonic() - started
+        if result["idle"] or not result["running_runs"] or elapsed >= seconds:
+            result["waited_seconds"] = round(elapsed, 1)
+            if not result["idle"] and result["running_runs"] and seconds:
+                result["not_idle_because"] += f" after {seconds} s"
+            return result
+        time.sleep(min(poll, seconds - elapsed))
 
 
 

@@ -19,7 +19,8 @@ FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 RUN_KEYS = {"id", "name", "state_type", "state_name", "expected_start_time", "start_time", "end_time", "message",
             "parameters", "failed_tables", "offload_errors", "log_lines", "log_truncated"}
 TOP_KEYS = {"reachable", "api_url", "error", "deployment", "flow_runs", "running_runs", "counts",
-            "consecutive_failures", "failed_tables", "work_pool", "workers", "worker_online", "changed"}
+            "consecutive_failures", "failed_tables", "work_pool", "workers", "worker_online", "idle",
+            "not_idle_because", "changed"}
 
 
 @pytest.fixture(scope="module")
@@ -132,15 +133,31 @@ def test_unknown_deployment_and_pool_are_findings():
     assert result["deployment"]["exists"] is False and result["flow_runs"] == []
     assert result["consecutive_failures"] == 0
     assert result["work_pool"]["exists"] is False and result["workers"] == [] and result["worker_online"] is False
+    assert result["idle"] is False  # nothing in flight cannot be known of a deployment that is not there
+    assert result["not_idle_because"] == "deployment no-such-flow/no-such-deployment was not found"
+
+
+def test_a_run_in_flight_is_waited_for_and_not_idle_when_the_wait_is_too_short(prefect_api):
+    run_id = prefect_api.trigger([TABLE])
+    short = run_module(MODULE, {"recent_runs": 1, "include_logs": False, "wait_for_idle_seconds": 1})
+    assert short["idle"] is False and run_id in short["running_runs"], short
+    assert short["not_idle_because"].endswith("are RUNNING/PENDING after 1 s") and run_id in \
+        short["not_idle_because"]
+    waited = run_module(MODULE, {"recent_runs": 1, "include_logs": False, "wait_for_idle_seconds": 300})
+    assert waited["idle"] is True and waited["running_runs"] == [] and waited["not_idle_because"] is None, waited
+    assert waited["waited_seconds"] > 0
+    assert prefect_api.flow_run(run_id)["state_type"] in FINAL
 
 
 def test_unreachable_server_is_a_finding_not_a_failure():
-    result = run_module(MODULE, {"api_url": "http://127.0.0.1:1/api", "timeout": 3})
+    result = run_module(MODULE, {"api_url": "http://127.0.0.1:1/api", "timeout": 3, "wait_for_idle_seconds": 600})
     assert not result.get("failed"), result.get("msg")
     assert result["changed"] is False
     assert result["reachable"] is False
     assert "127.0.0.1:1" in result["error"] and "\n" not in result["error"]
     assert result["deployment"]["exists"] is False and result["flow_runs"] == [] and result["worker_online"] is False
+    # Not idle, and not waited for: waiting does not bring the API back (the run would have lasted 600 s).
+    assert result["idle"] is False and result["not_idle_because"] == result["error"]
 
 
 @pytest.mark.parametrize("args, expected", [
@@ -150,6 +167,7 @@ def test_unreachable_server_is_a_finding_not_a_failure():
     ({"api_url": "127.0.0.1:4200/api"}, "must start with http:// or https://"),
     ({"api_url": "http://127.0.0.1:99999/api"}, "is malformed"),
     ({"heartbeat_stale_seconds": 0}, "heartbeat_stale_seconds must be positive"),
+    ({"wait_for_idle_seconds": -5}, "wait_for_idle_seconds must be between 0 and 86400"),
 ])
 def test_bad_input_fails_with_one_clear_line(args, expected):
     result = run_module(MODULE, args)

@@ -1,5 +1,5 @@
 """Check mode of the write modules, run through their main() with a fake at the client boundary (psycopg2's
-connection, the Docker CLI, the flow file on disk): check mode changes nothing, and what it reports (changed,
+connection, the Docker engine, the flow file on disk): check mode changes nothing, and what it reports (changed,
 plan, actions, diff) is exactly what the real run reports and does."""
 from __future__ import annotations
 
