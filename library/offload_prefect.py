@@ -208,7 +208,7 @@ def reap(module: AnsibleModule, flow: str, name: str) -> dict:
     params = module.params
     try:
         api, inspector, deployment = connect(module, flow, name)
-        in_flight = [api.get(f"/flow_runs/{run_id}") for run_id in inspector.active_runs(deployment["id"])]
+        in_flight = [api.get(f"/flow_runs/{run_id}") for run_id in inspector.runs_in_flight(deployment["id"])]
         crashed = crash_zombies(module, api, runs_older_than(in_flight, params["crash_runs_started_before"]))
     except (PrefectUnreachable, PrefectHTTPError) as exc:
         module.fail_json(msg=f"Cannot reap the zombie runs of {params['deployment']!r}: {exc}")
@@ -222,7 +222,7 @@ def trigger(module: AnsibleModule, flow: str, name: str) -> dict:
     params = module.params
     try:
         api, inspector, deployment = connect(module, flow, name)
-        in_flight = inspector.active_runs(deployment["id"])
+        in_flight = inspector.runs_in_flight(deployment["id"])
         if in_flight:
             run, triggered = api.get(f"/flow_runs/{in_flight[0]}"), False
         elif module.check_mode:
@@ -260,7 +260,7 @@ def observe(module: AnsibleModule, flow: str, name: str) -> dict:
         active_schedule = not schedule_paused(deployment)
         last_start = None
         while len(observed) < params["runs"]:
-            in_flight = inspector.active_runs(deployment["id"])
+            in_flight = inspector.runs_in_flight(deployment["id"])
             if in_flight:
                 run = api.get(f"/flow_runs/{in_flight[-1]}")  # the oldest in flight: runs end in order
             elif not active_schedule and module.check_mode:

@@ -108,13 +108,18 @@ class Inspector:
             return []
         return [r for r in runs or [] if isinstance(r, dict)]
 
-    def active_runs(self, deployment_id: str) -> list[str] | None:
-        """The ids of the runs in flight; None when they could not be listed (not known to be none)."""
+    def runs_in_flight(self, deployment_id: str) -> list[str]:
+        """The ids of the deployment's runs in flight, newest first; raises PrefectHTTPError when they cannot be
+        listed (for a caller that acts on the answer: a run started beside one not seen doubles rows)."""
         body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]},
                               "state": {"type": {"any_": list(ACTIVE_STATES)}}},
                 "sort": "EXPECTED_START_TIME_DESC", "limit": MAX_RUNS}
+        return [r["id"] for r in self.api.post("/flow_runs/filter", body) or [] if isinstance(r, dict)]
+
+    def active_runs(self, deployment_id: str) -> list[str] | None:
+        """runs_in_flight(), or None when they could not be listed (noted: not known to be none)."""
         try:
-            return [r["id"] for r in self.api.post("/flow_runs/filter", body) or [] if isinstance(r, dict)]
+            return self.runs_in_flight(deployment_id)
         except PrefectHTTPError as exc:
             self.note(f"Cannot list the running flow runs of deployment {self.params['deployment']!r}: {exc}")
             return None

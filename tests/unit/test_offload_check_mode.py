@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import importlib.util
 import io
 import time
 from datetime import datetime, timedelta, timezone
@@ -15,63 +14,35 @@ from types import SimpleNamespace
 import offload_watermark_logic
 import offload_watermark_repair
 import pytest
+from module_harness import load_module
+from module_harness import run_main as harness_run_main
 
-ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
 COLD_TS = datetime(2026, 11, 26, 11, 0, tzinfo=timezone.utc)
 T = "bronze_trades_binance"
 
 
-def load(name: str):
-    spec = importlib.util.spec_from_file_location(f"{name}_module_under_test", ROOT / "library" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def wm_mod():
-    return load("offload_watermark")
+    return load_module("offload_watermark")
 
 
 @pytest.fixture(scope="module")
 def container_mod():
-    return load("offload_container")
+    return load_module("offload_container")
 
 
 @pytest.fixture(scope="module")
 def flow_mod():
-    return load("offload_flow_timeout")
-
-
-class ExitJson(Exception):
-    pass
-
-
-class FailJson(Exception):
-    pass
+    return load_module("offload_flow_timeout")
 
 
 def run_main(mod, monkeypatch, args: dict, check_mode: bool) -> dict:
-    from ansible.module_utils import basic
-    from ansible.module_utils.testing import patch_module_args
-
-    def exit_json(self, **kwargs):
-        raise ExitJson(kwargs)
-
-    def fail_json(self, **kwargs):
-        raise FailJson(kwargs)
-
-    monkeypatch.setattr(basic.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(basic.AnsibleModule, "fail_json", fail_json)
-    with patch_module_args({**args, "_ansible_check_mode": check_mode}):
-        try:
-            mod.main()
-        except ExitJson as done:
-            return done.args[0]
-        except FailJson as failed:
-            raise AssertionError(f"fail_json: {failed.args[0]}") from None
-    raise AssertionError("main() returned without exit_json/fail_json")
+    """module_harness.run_main, where a fail_json is a test failure (with what the module said)."""
+    result = harness_run_main(mod, monkeypatch, args, check_mode=check_mode)
+    if result.get("failed"):
+        raise AssertionError(f"fail_json: {result}")
+    return result
 
 
 # ---------------------------------------------------------------- offload_watermark: a fake PostgreSQL

@@ -1,0 +1,82 @@
+"""offload_prefect's trigger and reap through main() with a fake Prefect API at the client boundary: a run is never
+started beside one it could not see (the runs in flight unreadable is a failure, not "none"), a run in flight is
+joined instead of a second one, and check mode creates nothing."""
+from __future__ import annotations
+
+import pytest
+from module_harness import load_module, run_main
+from offload_prefect_api import PrefectHTTPError
+
+DEPLOYMENT = {"id": "dep-1", "name": "iceberg-offload-15min", "paused": True}
+COMPLETED = {"id": "run-1", "name": "brave-otter", "state_type": "COMPLETED", "state": {"type": "COMPLETED"}}
+
+
+class FakePrefect:
+    """The calls offload_prefect makes of PrefectAPI; `in_flight` is what /flow_runs/filter answers (an exception
+    is raised)."""
+
+    def __init__(self, in_flight):
+        self.in_flight, self.created = in_flight, []
+
+    def get(self, path):
+        if path.startswith("/deployments/name/"):
+            return DEPLOYMENT
+        if path == "/flow_runs/run-1":
+            return COMPLETED
+        raise AssertionError(f"unexpected GET {path}")
+
+    def post(self, path, body):
+        if path == "/flow_runs/filter":
+            if isinstance(self.in_flight, Exception):
+                raise self.in_flight
+            return self.in_flight
+        if path == "/deployments/dep-1/create_flow_run":
+            self.created.append(body)
+            return COMPLETED
+        raise AssertionError(f"unexpected POST {path}")
+
+
+@pytest.fixture
+def prefect_mod(monkeypatch):
+    module = load_module("offload_prefect")
+
+    def make(in_flight):
+        fake = FakePrefect(in_flight)
+        monkeypatch.setattr(module, "PrefectAPI", lambda *args, **kwargs: fake)
+        return fake
+    return module, make
+
+
+def test_runs_in_flight_unreadable_fails_the_trigger_and_creates_nothing(prefect_mod, monkeypatch):
+    module, make = prefect_mod
+    fake = make(PrefectHTTPError(500, "HTTP 500 Internal Server Error"))
+    result = run_main(module, monkeypatch, {"action": "trigger"})
+    assert result["failed"] and fake.created == []
+    assert result["msg"] == ("Cannot trigger a run of 'iceberg-offload-main/iceberg-offload-15min': "
+                             "HTTP 500 Internal Server Error")
+
+
+def test_runs_in_flight_unreadable_fails_the_reap(prefect_mod, monkeypatch):
+    module, make = prefect_mod
+    make(PrefectHTTPError(503, "HTTP 503 Service Unavailable"))
+    result = run_main(module, monkeypatch, {"action": "reap", "crash_runs_started_before": "2026-11-26T12:00:00Z"})
+    assert result["failed"] and result["msg"].startswith("Cannot reap the zombie runs of ")
+
+
+def test_a_run_in_flight_is_joined_not_doubled(prefect_mod, monkeypatch):
+    module, make = prefect_mod
+    fake = make([{"id": "run-1"}])
+    result = run_main(module, monkeypatch, {"action": "trigger"})
+    assert fake.created == []
+    assert (result["changed"], result["triggered"], result["flow_run"]["id"]) == (False, False, "run-1")
+    assert result["flow_run"]["final"] is True
+
+
+def test_trigger_creates_one_run_and_check_mode_none(prefect_mod, monkeypatch):
+    module, make = prefect_mod
+    fake = make([])
+    planned = run_main(module, monkeypatch, {"action": "trigger"}, check_mode=True)
+    assert planned["changed"] is True and planned["triggered"] is False and fake.created == []
+    result = run_main(module, monkeypatch, {"action": "trigger", "parameters": {"tables": ["t"]}})
+    assert result["changed"] is True and result["triggered"] is True
+    assert fake.created == [{"parameters": {"tables": ["t"]}}]
