@@ -4,7 +4,7 @@ from __future__ import annotations
 import offload_run_job_logic as logic
 import pytest
 
-CONTAINER, PYTHON, SCRIPT = "k2-spark-iceberg", "python3", "/home/iceberg/offload/offload_generic.py"
+PYTHON, SCRIPT = "python3", "/home/iceberg/offload/offload_generic.py"
 BRONZE_COLUMNS = ("exchange_timestamp,sequence_number,symbol,price,quantity,quote_volume,"
                   "event_time,kafka_offset,kafka_partition,ingestion_timestamp")
 BINANCE = {"source": "bronze_trades_binance", "target": "cold.bronze_trades_binance", "layer": "bronze",
@@ -44,8 +44,8 @@ WATERMARK_FAILED = [
 # ---------------------------------------------------------------- job_argv
 
 def test_job_argv_of_a_bronze_table():
-    assert logic.job_argv(CONTAINER, PYTHON, SCRIPT, BINANCE) == [
-        "exec", "k2-spark-iceberg", "python3", "/home/iceberg/offload/offload_generic.py",
+    assert logic.job_argv(PYTHON, SCRIPT, BINANCE) == [
+        "python3", "/home/iceberg/offload/offload_generic.py",
         "--source-table", "bronze_trades_binance", "--target-table", "cold.bronze_trades_binance",
         "--timestamp-col", "exchange_timestamp", "--sequence-col", "sequence_number",
         "--layer", "bronze", "--columns", BRONZE_COLUMNS]
@@ -56,20 +56,20 @@ def test_job_argv_always_passes_columns(columns):
     table = dict(GOLD)
     if columns != "absent":
         table["columns"] = columns
-    argv = logic.job_argv(CONTAINER, PYTHON, SCRIPT, table)
+    argv = logic.job_argv(PYTHON, SCRIPT, table)
     assert argv[-2:] == ["--columns", "*"]
     assert argv.count("--columns") == 1
 
 
 def test_job_argv_keeps_each_value_one_argument():
     # No shell: a column list with spaces stays one argv element.
-    argv = logic.job_argv(CONTAINER, "/opt/venv/bin/python", SCRIPT, {**BINANCE, "columns": "a, b"})
-    assert argv[2] == "/opt/venv/bin/python" and argv[-1] == "a, b" and len(argv) == 16
+    argv = logic.job_argv("/opt/venv/bin/python", SCRIPT, {**BINANCE, "columns": "a, b"})
+    assert argv[0] == "/opt/venv/bin/python" and argv[-1] == "a, b" and len(argv) == 14
 
 
 def test_job_argv_requires_the_cursor_fields():
     with pytest.raises(KeyError):
-        logic.job_argv(CONTAINER, PYTHON, SCRIPT, {k: v for k, v in BINANCE.items() if k != "sequence_col"})
+        logic.job_argv(PYTHON, SCRIPT, {k: v for k, v in BINANCE.items() if k != "sequence_col"})
 
 
 # ---------------------------------------------------------------- rows_offloaded
