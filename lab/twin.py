@@ -93,12 +93,17 @@ def write_inventory(directory: Path, names: list[str], with_main: bool = True) -
 
 
 def write_stand_in_inventory(name: str) -> Path:
-    """An inventory in twin `name`'s state dir where the twin stands in for the main lab: host k2-lab with the twin's
-    names, ports and paths, so that tests written for the lab run on the twin (make test's second lane,
-    tests/run_on_twin.py). The twin's `down` removes it. Returns hosts.yml."""
-    cfg = config(name)
-    return _write_inventory(cfg.state_dir / "stand-in-inventory", {MAIN_HOST: host_vars(cfg)},
-                            f"twin {name} standing in for the main lab")
+    """An inventory where twin `name` stands in for the main lab: host k2-lab with the twin's names, ports and
+    paths, so that tests written for the lab run on the twin (make test's second lane, tests/run_on_twin.py). It is
+    laid out like the project's (<root>/inventory/lab/hosts.yml, group_vars linked to the project's), so that
+    molecule's links can point at it (K2_TEST_INVENTORY_ROOT, .config/molecule/config.yml); outside the twin's
+    state dir, which a rebuild of the twin empties. Returns hosts.yml."""
+    lab_dir = TWINS_DIR / f"stand-in-{name}" / "inventory" / "lab"
+    lab_dir.mkdir(parents=True, exist_ok=True)
+    group_vars = lab_dir / "group_vars"
+    if not group_vars.is_symlink():
+        group_vars.symlink_to(PROJECT_ROOT / "inventory/lab/group_vars", target_is_directory=True)
+    return _write_hosts(lab_dir, {MAIN_HOST: host_vars(config(name))}, f"twin {name} standing in for the main lab")
 
 
 def _write_inventory(directory: Path, hosts: dict, what: str) -> Path:
@@ -109,6 +114,10 @@ def _write_inventory(directory: Path, hosts: dict, what: str) -> Path:
         link = group_vars / group
         if not link.is_symlink():
             link.symlink_to(target, target_is_directory=True)
+    return _write_hosts(directory, hosts, what)
+
+
+def _write_hosts(directory: Path, hosts: dict, what: str) -> Path:
     path = directory / "hosts.yml"
     path.write_text(f"---\n# Written by lab/twin.py: {what} (docs/many-stacks.md).\n"
                     + yaml.safe_dump({"all": {"children": {"k2_docker_hosts": {"hosts": hosts}}}}, sort_keys=False))

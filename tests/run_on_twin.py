@@ -3,10 +3,10 @@
   .venv/bin/python tests/run_on_twin.py d tests/integration -m on_a_twin -q
 
 Brings twin <name> up (lab/twin.py; idempotent), offloads every table once (the baseline the lab's tests expect),
-then runs pytest with the twin's K2_LAB_* variables (the tests' LabConfig is the twin's) and an inventory where host
-k2-lab is the twin (ANSIBLE_INVENTORY: the playbooks act on the twin). The twin has its own containers, network,
-ports, state dir and lock, so these tests run while others run on the main lab. The twin stays up: `lab/twin.py
-<name> down` removes it (make test does, at its end).
+then runs pytest with the twin's K2_LAB_* variables (the tests' LabConfig is the twin's) and an inventory where
+host k2-lab is the twin (ANSIBLE_INVENTORY for the playbooks, K2_TEST_INVENTORY_ROOT for molecule: both act on the
+twin). The twin has its own containers, network, ports, state dir and lock, so these tests run while others run on
+the main lab. The twin stays up: `lab/twin.py <name> down` removes it (make test does, at its end).
 """
 from __future__ import annotations
 
@@ -44,7 +44,9 @@ def main(argv: list[str]) -> int:
         print(f"run_on_twin: twin {name}'s baseline offload failed {BASELINE_ATTEMPTS} times, last: "
               f"{baseline['state'].get('message')}", file=sys.stderr)
         return 1
-    env = {**os.environ, **twin.env(name), "ANSIBLE_INVENTORY": str(twin.write_stand_in_inventory(name))}
+    hosts = twin.write_stand_in_inventory(name)  # <root>/inventory/lab/hosts.yml
+    env = {**os.environ, **twin.env(name), "ANSIBLE_INVENTORY": str(hosts),
+           "K2_TEST_INVENTORY_ROOT": str(hosts.parents[2])}
     return subprocess.run([str(ROOT / ".venv" / "bin" / "pytest"), *pytest_args], cwd=ROOT, env=env,
                           check=False).returncode
 

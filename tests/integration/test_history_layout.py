@@ -1,7 +1,8 @@
 """The runbook's append-only watermark layout (lab option K2_LAB_WATERMARK_LAYOUT=history).
 
 Runs last: the session fixture history_lab (conftest.py) rebuilds the lab in the history layout once, for every
-test that uses it (they are ordered last), and restores the default state layout at the end of the session.
+test that uses it (they are ordered last), and restores the default state layout at the end of the session. make
+test runs them on the twin standing in for the lab (on_a_twin), which is rebuilt, so the main lab is never down.
 """
 from __future__ import annotations
 
@@ -18,7 +19,11 @@ from ansible_run import run_module, run_molecule  # noqa: E402
 from conftest import TABLE  # noqa: E402
 from stack import LabError  # noqa: E402
 
-PG = {"login_host": "127.0.0.1", "login_port": 15432, "login_password": "k2-lab-prefect"}
+pytestmark = pytest.mark.on_a_twin  # see tests/conftest.py
+
+
+def _pg(lab) -> dict:
+    return {"login_host": "127.0.0.1", "login_port": lab.cfg.port_postgres, "login_password": lab.cfg.db_password}
 
 
 def _rows(lab, table=TABLE) -> int:
@@ -74,12 +79,12 @@ def test_runbook_global_cleanup_would_destroy_other_tables_history_and_per_table
     assert sum(after_global.values()) == 50
     assert len(set(before) - set(after_global)) >= 7, "the rare tables lose every row, their watermark included"
 
-    result = run_module("offload_watermark", {"action": "prune", "keep": 10, "tables": list(before), **PG})
+    result = run_module("offload_watermark", {"action": "prune", "keep": 10, "tables": list(before), **_pg(lab)})
     assert result["changed"] and result["deleted"] == sum(max(0, n - 10) for n in before.values()), result
     after = lab.history_row_counts()
     assert after == {t: min(n, 10) for t, n in before.items()}  # every table keeps its own history
     assert lab.history_newest_ids() == newest  # and its watermark
-    again = run_module("offload_watermark", {"action": "prune", "keep": 10, "tables": list(before), **PG})
+    again = run_module("offload_watermark", {"action": "prune", "keep": 10, "tables": list(before), **_pg(lab)})
     assert not again["changed"] and again["deleted"] == 0
     lab.clear()
 
