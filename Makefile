@@ -83,7 +83,7 @@ lint-code: setup
 	@$(VENV)/bin/yamllint --strict .
 
 # Two lanes (scripts/test.sh): the integration tests on the lab; beside them ansible-lint, the unit tests, tests/lab,
-# the read-only module tests, then the lab's fault tests on twin d standing in for the lab.
+# the read-only module tests, then the tests that mostly wait (on_a_twin) on twin d standing in for the lab.
 test: lab-up lint-code
 	@VENV=$(VENV) PYTEST_ARGS="$(PYTEST_ARGS)" scripts/test.sh
 

@@ -4,11 +4,11 @@
 #   lane 1, on the lab:  the integration tests (file order: they share one lab and inject faults into it).
 #   lane 2, beside it:   ansible-lint; the unit tests (random order, pytest-randomly prints the seed); tests/lab;
 #                        the integration tests marked beside_the_lab (read-only, robust to the faults of lane 1);
-#                        then those marked on_a_twin (the lab's fault tests, written against LabConfig and host
-#                        k2-lab only) on twin $TEST_TWIN standing in for the lab (tests/run_on_twin.py).
-# The suite is wait-bound (timeouts, alerts), so two labs nearly halve its wall time. Any part failing fails the
-# target; pytest's exit 5 (nothing collected) is a failure too: a suite that runs no test proves nothing. The logs
-# of lane 2 are in .test-logs/ (not .lab/: the history-layout tests rebuild the lab, which empties .lab/).
+#                        then those marked on_a_twin on twin $TEST_TWIN standing in for the lab (tests/run_on_twin.py):
+#                        the tests that mostly wait (Scenario 5's real timeouts, the history layout's rebuild).
+# Two labs computing at once would starve each other (measured: both lanes about twice as slow), so the CPU-heavy
+# fault tests stay in lane 1. Any part failing fails the target; pytest's exit 5 (nothing collected) is a failure
+# too: a suite that runs no test proves nothing. The logs of lane 2 are in .test-logs/.
 set -u
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}

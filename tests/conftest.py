@@ -39,5 +39,6 @@ def pytest_configure(config):
         "markers", "beside_the_lab: read-only (or on their own objects) and robust to faults injected meanwhile - "
                    "`make test` runs them in a second process beside the fault tests, which share one lab")
     config.addinivalue_line(
-        "markers", "on_a_twin: written for the lab through LabConfig and host k2-lab only (no literal names or ports) "
-                   "- `make test` runs them on twin d standing in for the lab (tests/run_on_twin.py), beside the rest")
+        "markers", "on_a_twin: mostly waiting (real timeouts, a lab rebuild) and written for the lab through LabConfig "
+                   "and host k2-lab only (no literal names or ports) - `make test` runs them on twin d standing in "
+                   "for the lab (tests/run_on_twin.py), beside the rest")
