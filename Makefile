@@ -7,7 +7,7 @@ LAB := $(PY) lab/labctl.py
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup demo test lint lint-code bench lab-up lab-down lab-status lab-fault lab-clear lab-cycle lab-verify loop-up loop-down health-check post-incident capacity-report watermark-maintenance lab-twin-up lab-twin-down lab-twin-status
+.PHONY: setup demo test lint lint-code bench lab-up lab-down lab-status lab-fault lab-clear lab-cycle lab-verify loop-up loop-down health-check post-incident capacity-report watermark-maintenance lab-twin-up lab-twin-down lab-twin-status mutation
 
 setup:
 	@scripts/bootstrap.sh
@@ -89,3 +89,31 @@ test: lab-up lint-code
 
 bench: lab-up
 	@$(PY) bench/bench.py $(SECTIONS)
+
+# Mutation testing (docs/testing.md): mutmut 3 on the pure safety logic in module_utils/ (setup.cfg [mutmut]),
+# against its unit tests only; prints killed / total per file and fails below MUTATION_MIN percent. Not in `make
+# test` (slow). mutmut lives in .venv-mutation (requirements-mutation.txt), which sees the project venv's packages
+# through a .pth file. mutmut names a mutant after its file's path and the tests import module_utils by plain name,
+# so it mutates src/ (a link to module_utils/, removed after the run: ruff would take src/ for first-party code) and
+# mutants/module_utils is a link to the mutated src/.
+# MUTATION_CHILDREN: parallel mutant runs (default: the cores); MUTATION_KEEP=1 keeps mutants/ (reuses results).
+MUTATION_VENV ?= .venv-mutation
+MUTATION_MIN ?= 85
+mutation: setup
+	@set -euo pipefail; \
+	want=$$(cat requirements-mutation.txt constraints.txt | sha256sum | cut -d" " -f1); \
+	if [ ! -x $(MUTATION_VENV)/bin/mutmut ] || [ "$$(cat $(MUTATION_VENV)/.requirements.sha 2>/dev/null)" != "$$want" ]; then \
+	  echo "mutation: creating venv $(MUTATION_VENV) (mutmut)"; \
+	  python3 -m venv $(MUTATION_VENV); \
+	  $(MUTATION_VENV)/bin/pip install -q -r requirements-mutation.txt -c constraints.txt 2>&1 | { grep -v 'is ignored: it is neither' || true; }; \
+	  site=$$($(MUTATION_VENV)/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])'); \
+	  $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > "$$site/k2-project-venv.pth"; \
+	  echo "$$want" > $(MUTATION_VENV)/.requirements.sha; \
+	fi; \
+	[ -n "$(MUTATION_KEEP)" ] || rm -rf mutants; \
+	trap 'rm -f src' EXIT; ln -sfn module_utils src; mkdir -p mutants; ln -sfn src mutants/module_utils; \
+	start=$$(date +%s); \
+	$(MUTATION_VENV)/bin/mutmut run $(if $(MUTATION_CHILDREN),--max-children $(MUTATION_CHILDREN),) > mutants/run.log 2>&1 \
+	  || { tail -n 40 mutants/run.log; exit 1; }; \
+	echo "mutation: mutmut run took $$(( $$(date +%s) - start )) s (log: mutants/run.log)"; \
+	$(MUTATION_VENV)/bin/mutmut results --all true | $(PY) scripts/mutation_report.py --min $(MUTATION_MIN)
