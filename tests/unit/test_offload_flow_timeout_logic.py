@@ -74,3 +74,22 @@ def test_refuses_what_it_cannot_edit_safely(source, message):
         set_timeout(source, "offload_table", 1200, name="flow file /x.py")
     assert message in str(err.value)
     assert str(err.value).startswith("flow file /x.py") and "\n" not in str(err.value)
+
+
+def test_messages_name_the_flow_file_by_default():
+    with pytest.raises(FlowFileError) as err:
+        find_timeout(b"def other():\n    pass\n", "offload_table")
+    assert str(err.value) == "flow file: expected one function 'offload_table', found 0."
+    with pytest.raises(FlowFileError) as err:
+        set_timeout(b"def other():\n    pass\n", "offload_table", 900)
+    assert str(err.value) == "flow file: expected one function 'offload_table', found 0."
+
+
+@pytest.mark.parametrize("name, prefix", [("flows/x.py", "flows/x.py: "), (None, "flow file: ")])
+def test_a_value_that_is_no_literal_after_the_edit_is_refused_naming_the_file(name, prefix):
+    # -5 is written as "-5": an expression, not an integer literal; the check of the edited file refuses it.
+    args = {} if name is None else {"name": name}
+    with pytest.raises(FlowFileError) as err:
+        set_timeout(K2_LIKE, "offload_table", -5, **args)
+    assert str(err.value) == (f"{prefix}the timeout of subprocess.run in offload_table is not an integer literal "
+                              "(-5); edit it by hand.")

@@ -183,3 +183,17 @@ def test_nothing_new_to_offload_is_a_success_only_when_asked_for():
     assert logic.judge(0, lines, SUCCESS, FAILURE, ["No new data to offload"]) == (
         True, "exit code 0, nothing new to offload: 'INFO - No new data to offload (empty time window). Exiting cleanly.'")
     assert logic.judge(1, lines, SUCCESS, FAILURE, ["No new data to offload"])[0] is False
+
+
+def test_an_empty_nothing_to_do_pattern_matches_nothing():
+    # Without a success line, "" among the nothing-to-do patterns must not turn any line into "nothing new".
+    lines = ["INFO - Reading from ClickHouse"]
+    assert logic.judge(0, lines, SUCCESS, FAILURE, ["", "No new data to offload"]) == (
+        False, "exit code 0 but none of the success lines ['Offload job completed successfully', "
+               "'Offload completed successfully'] was printed")
+
+
+def test_the_nothing_to_do_reason_is_truncated():
+    line = "No new data to offload " + "x" * 300
+    assert logic.judge(0, [line], SUCCESS, FAILURE, ["No new data to offload"]) == (
+        True, "exit code 0, nothing new to offload: 'No new data to offload " + "x" * 177 + "'")

@@ -387,3 +387,115 @@ def test_plain_names_are_accepted(name):
 def test_trailing_newline_is_rejected():
     """re.match with "$" would accept "abc\n" (the anchor matches before a final newline): fullmatch must be used."""
     assert offload_common.invalid_identifiers(["abc\n", "abc\n\n", "\nabc"]) == ["abc\n", "abc\n\n", "\nabc"]
+
+
+# --- exact texts and shapes (what the module returns and reports) ---------------------------------------------
+
+def test_state_sql_without_a_column_list_reads_every_k2_column():
+    assert L.watermark_sql("state") == (
+        "SELECT table_name, last_offload_timestamp, last_offload_max_sequence, last_offload_row_count, status, "
+        "last_successful_run, last_run_duration_seconds, failure_count, last_error_message, created_at, updated_at, "
+        "1 AS row_count FROM offload_watermarks WHERE table_name = ANY(%(tables)s) ORDER BY table_name")
+
+
+def test_history_sql_text():
+    assert L.watermark_sql("history") == (
+        "SELECT DISTINCT ON (table_name) table_name, id, max_timestamp, sequence_number, created_at, "
+        "count(*) OVER (PARTITION BY table_name) AS row_count FROM offload_watermarks "
+        "WHERE table_name = ANY(%(tables)s) ORDER BY table_name, created_at DESC, id DESC")
+
+
+def test_to_utc_names_what_it_rejects():
+    with pytest.raises(TypeError, match=r"^not a timestamp: 12345$"):
+        L.to_utc(12345)
+
+
+def test_to_utc_does_not_depend_on_the_machines_time_zone(monkeypatch):
+    import time
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        result = L.to_utc(datetime(2026, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=2))))
+        assert result.isoformat() == "2026-01-01T10:00:00+00:00"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_missing_row_normalizes_to_the_empty_watermark():
+    assert L.normalize_row("state", None) == {
+        "exists": False, "timestamp": None, "sequence": None, "status": None, "failure_count": None,
+        "last_error_message": None, "last_successful_run": None, "updated_at": None, "created_at": None,
+        "last_offload_row_count": None, "last_run_duration_seconds": None, "row_count": 0, "lag_minutes": None,
+        "anomalies": []}
+
+
+def test_normalize_state_row_whole():
+    plus_one = timezone(timedelta(hours=1))
+    row = {"table_name": "t", "last_offload_timestamp": datetime(2026, 11, 26, 11, 54),
+           "last_offload_max_sequence": 42, "last_offload_row_count": 100, "status": "success",
+           "last_successful_run": datetime(2026, 11, 26, 12, 59, tzinfo=plus_one), "last_run_duration_seconds": 7,
+           "failure_count": 0, "last_error_message": None, "created_at": "2026-11-25T12:00:00",
+           "updated_at": datetime(2026, 11, 26, 11, 59), "row_count": 1}
+    assert L.normalize_row("state", row) == {
+        "exists": True, "timestamp": datetime(2026, 11, 26, 11, 54, tzinfo=timezone.utc), "sequence": 42,
+        "status": "success", "failure_count": 0, "last_error_message": None,
+        "last_successful_run": datetime(2026, 11, 26, 11, 59, tzinfo=timezone.utc),
+        "updated_at": datetime(2026, 11, 26, 11, 59, tzinfo=timezone.utc),
+        "created_at": datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc), "last_offload_row_count": 100,
+        "last_run_duration_seconds": 7, "row_count": 1, "lag_minutes": None, "anomalies": []}
+
+
+def test_norm_status():
+    assert L._norm_status(None) is None
+    assert L._norm_status("  Running\n") == "running"
+
+
+@pytest.mark.parametrize("message, detail", [
+    ("  \n  ", "status failed: "),                 # only blanks: an empty first line
+    ("e" * 200, "status failed: " + "e" * 200),   # exactly the limit: kept whole
+    ("e" * 201, "status failed: " + "e" * 200 + "..."),
+])
+def test_failed_detail_edges(message, detail):
+    assert L.anomalies(state_wm(status="failed", last_error_message=message), NOW, "state") == [("failed", detail)]
+
+
+def test_missing_row_detail_names_the_table_or_says_the_table():
+    missing = L.normalize_row("state", None)
+    assert L.anomalies(missing, NOW, "state") == [
+        ("missing_row", "no row for the table in offload_watermarks: K2's job fails with 'Watermark not found for "
+                        "table: <table>'")]
+    assert L.anomalies(missing, NOW, "state", table="t1") == [
+        ("missing_row", "no row for t1 in offload_watermarks: K2's job fails with 'Watermark not found for table: "
+                        "t1'")]
+
+
+def test_anomaly_details():
+    assert L.anomalies(L.normalize_row("unknown", None), NOW, "unknown") == [
+        ("unknown_layout", "offload_watermarks has neither K2's nor the runbook's columns (see columns): not read")]
+    assert L.anomalies(state_wm(last_offload_timestamp=L.EPOCH), NOW, "state") == [
+        ("initial_watermark", "watermark 1970-01-01T00:00:00+00:00 (the 1970 seed): the next run reads the whole hot "
+                              "table in one batch (timeout / OOM risk)")]
+    assert L.anomalies(state_wm(last_offload_timestamp=NOW + timedelta(seconds=120)), NOW, "state") == [
+        ("future_watermark", "watermark 2026-11-26T12:02:00+00:00 is 120 s ahead of the server clock (tolerance 60 s): "
+                             "rows up to it will never be offloaded")]
+    assert L.anomalies(state_wm(status="running", updated_at=None), NOW, "state") == [
+        ("stuck_running", "status running with updated_at NULL: K2's stale-run recovery never matches it")]
+    assert L.anomalies(state_wm(status="running", updated_at=NOW - timedelta(minutes=45)), NOW, "state") == [
+        ("stuck_running", "status running since 2026-11-26T11:15:00+00:00 (45.0 min > 30 min): the job was "
+                          "interrupted (OOM / SIGKILL / timeout)")]
+    assert L.anomalies(state_wm(failure_count=3), NOW, "state") == [
+        ("consecutive_failures", "failure_count 3 >= 3 (the runbook's alert threshold)")]
+    assert L.anomalies(history_wm(row_count=101), NOW, "history") == [
+        ("history_bloat", "101 history rows > 100 (the runbook's 'HAVING COUNT(*) > 100' corruption check)")]
+
+
+def test_lag_minutes_has_two_decimals():
+    assert L.lag_minutes(state_wm(last_offload_timestamp=NOW - timedelta(seconds=10)), NOW) == 0.17
+
+
+def test_build_watermarks_names_each_missing_table():
+    _, flat = L.build_watermarks("state", [], ["t1"], NOW)
+    assert flat == [{"table": "t1", "code": "missing_row",
+                     "detail": "no row for t1 in offload_watermarks: K2's job fails with 'Watermark not found for "
+                               "table: t1'"}]

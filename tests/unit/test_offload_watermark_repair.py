@@ -135,3 +135,126 @@ def test_stuck_running_and_ahead_are_repaired_together():
     statements = repair.repair_statements("state", result)
     assert [s.split()[0] for s, _ in statements] == ["UPDATE", "UPDATE"]
     assert "status = 'failed'" in statements[0][0] and "last_offload_timestamp" in statements[1][0]
+
+
+# ---------------------------------------------------------------- the whole plan, reason included (what remediate.yml
+# reports and acts on): one expected dict per action.
+
+STUCK = ("status 'running' with no offload in flight: marked failed (K2's own stale-run recovery) so the next run "
+         "proceeds")
+AHEAD = ("watermark 2026-11-26T11:30:00+00:00 is 1800 s ahead of the cold tier's maximum "
+         "2026-11-26T11:00:00+00:00")
+
+
+def expected(action, reason, timestamp=None, sequence=None, mark_failed=False):
+    return {"table": T, "action": action, "reason": reason, "timestamp": timestamp, "sequence": sequence,
+            "mark_failed": mark_failed}
+
+
+def test_plan_refused_while_an_offload_is_in_flight():
+    assert plan(state_row(), in_flight=True) == expected(
+        "refused", "an offload of bronze_trades_binance is in flight; repairing now would race it")
+
+
+def test_plan_create_names_the_cold_maximum_or_the_epoch():
+    assert plan(None) == expected("create", "no watermark row: re-created from the cold tier's maximum "
+                                            "(2026-11-26T11:00:00+00:00)", "2026-11-26T11:00:00+00:00", 42)
+    assert plan(None, cold=None) == expected("create", "no watermark row: re-created from the cold tier's maximum "
+                                                       "(empty table: the epoch)", "1970-01-01T00:00:00+00:00", 0)
+
+
+def test_an_empty_cold_maximum_is_no_maximum():
+    result = plan(None, cold={"exists": True, "max_timestamp": "", "max_sequence": None})
+    assert (result["action"], result["timestamp"], result["sequence"]) == ("create", "1970-01-01T00:00:00+00:00", 0)
+
+
+def test_plan_none_when_the_watermark_matches():
+    assert plan(state_row()) == expected("none", "watermark matches the cold tier's maximum")
+
+
+def test_plan_mark_failed_alone_when_stuck_running_but_right():
+    assert plan(state_row(status=" Running ")) == expected("mark_failed", STUCK, mark_failed=True)
+
+
+@pytest.mark.parametrize("status, mark_failed, note", [("success", False, ""), ("running", True, "; " + STUCK)])
+def test_plan_repair_nulls(status, mark_failed, note):
+    assert plan(state_row(last_offload_timestamp=None, status=status)) == expected(
+        "repair_nulls", "NULL watermark value(s): repaired from the cold tier's maximum" + note,
+        "2026-11-26T11:00:00+00:00", 42, mark_failed)
+
+
+@pytest.mark.parametrize("status, mark_failed, note", [("success", False, ""), ("running", True, "; " + STUCK)])
+def test_plan_move_back(status, mark_failed, note):
+    assert plan(state_row(last_offload_timestamp=COLD_TS + timedelta(minutes=30), status=status)) == expected(
+        "move_back", AHEAD + " (a gap); ClickHouse still holds those rows (oldest 2026-11-26T10:00:00+00:00): moved "
+                             "back so the next run offloads them" + note, "2026-11-26T11:00:00+00:00", 42, mark_failed)
+
+
+@pytest.mark.parametrize("status, mark_failed, note", [("success", False, ""), ("running", True, "; " + STUCK)])
+def test_plan_move_forward(status, mark_failed, note):
+    assert plan(state_row(last_offload_timestamp=COLD_TS - timedelta(minutes=30), status=status)) == expected(
+        "move_forward", "watermark 2026-11-26T10:30:00+00:00 is 1800 s behind the cold tier's maximum "
+                        "2026-11-26T11:00:00+00:00: moved forward, else the next run re-appends those rows "
+                        "(duplicates)" + note, "2026-11-26T11:00:00+00:00", 42, mark_failed)
+
+
+def test_plan_escalate_reasons():
+    ahead = state_row(last_offload_timestamp=COLD_TS + timedelta(minutes=30))
+    assert plan(ahead, hot=None) == expected(
+        "escalate", AHEAD + "; the hot tier's oldest row is unknown, so whether the gap's rows still exist cannot be "
+                            "proven: escalate")
+    assert plan(ahead, hot=COLD_TS + timedelta(minutes=5)) == expected(
+        "escalate", AHEAD + ", and ClickHouse's oldest row is 2026-11-26T11:05:00+00:00: rows of the gap may already "
+                            "be deleted by TTL (data loss): escalate")
+
+
+def test_tolerance_bounds():
+    # The default tolerance is 1 s and its bound is equal: exactly 1 s apart is equal, 1.5 s is not.
+    assert plan(state_row(last_offload_timestamp=COLD_TS + timedelta(seconds=1)))["action"] == "none"
+    assert plan(state_row(last_offload_timestamp=COLD_TS - timedelta(seconds=1)))["action"] == "none"
+    assert plan(state_row(last_offload_timestamp=COLD_TS + timedelta(seconds=1.5)))["action"] == "move_back"
+    assert plan(state_row(last_offload_timestamp=COLD_TS - timedelta(seconds=1.5)))["action"] == "move_forward"
+
+
+def test_hot_oldest_bound_of_a_gap():
+    # ClickHouse's oldest row at the cold maximum (or up to the tolerance after it): the gap's rows are still there.
+    ahead = state_row(last_offload_timestamp=COLD_TS + timedelta(minutes=30))
+    assert plan(ahead, hot=COLD_TS)["action"] == "move_back"
+    assert plan(ahead, hot=COLD_TS + timedelta(seconds=1))["action"] == "move_back"
+    assert plan(ahead, hot=COLD_TS + timedelta(seconds=2))["action"] == "escalate"
+
+
+@pytest.mark.parametrize("cold_sequence, row_sequence, planned", [
+    (42, 7, 42),      # the cold tier's sequence is the truth
+    (None, 7, 7),     # the cold tier has none: the row's own is kept
+    (None, None, 0),  # neither: 0
+])
+def test_planned_sequence(cold_sequence, row_sequence, planned):
+    cold = {**COLD, "max_sequence": cold_sequence}
+    behind = state_row(last_offload_timestamp=COLD_TS - timedelta(minutes=30), last_offload_max_sequence=row_sequence)
+    result = plan(behind, cold=cold)
+    assert result["sequence"] == planned
+    assert result["action"] == ("move_forward" if row_sequence is not None else "repair_nulls")
+
+
+@pytest.mark.parametrize("action", ["repair_nulls", "move_back", "move_forward"])
+def test_state_layout_moves_the_one_row(action):
+    result = {"table": T, "action": action, "timestamp": COLD_TS.isoformat(), "sequence": 42, "mark_failed": False}
+    assert repair.repair_statements("state", result) == [
+        (repair.STATE_MOVE_SQL, {"table": T, "timestamp": "2026-11-26T11:00:00+00:00", "sequence": 42})]
+
+
+def test_statements_of_a_stuck_row_moved_forward():
+    result = plan(state_row(status="running", last_offload_timestamp=COLD_TS - timedelta(minutes=30)))
+    assert repair.repair_statements("state", result) == [
+        (repair.STATE_MARK_FAILED_SQL, {"table": T, "message": "marked failed by offload remediation: status "
+                                                               "'running' with no offload in flight"}),
+        (repair.STATE_MOVE_SQL, {"table": T, "timestamp": "2026-11-26T11:00:00+00:00", "sequence": 42})]
+
+
+def test_create_statements():
+    assert repair.repair_statements("state", plan(None)) == [
+        (repair.STATE_INSERT_SQL, {"table": T, "timestamp": "2026-11-26T11:00:00+00:00", "sequence": 42,
+                                   "status": "success"})]
+    assert repair.repair_statements("history", plan(None)) == [
+        (repair.HISTORY_INSERT_SQL, {"table": T, "timestamp": "2026-11-26T11:00:00+00:00", "sequence": 42})]
