@@ -31,16 +31,8 @@ description:
     RV(chart_html), for the playbook to write next to the JSON report.
 version_added: "1.2.0"
 author: K2 offload automation
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; runs the same queries and returns the same result in check mode.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-    details: Never changes anything (RV(changed) is always false); the figures change with time.
 extends_documentation_fragment:
+  - offload.info_module
   - offload.tables_read
   - offload.clickhouse
 options:

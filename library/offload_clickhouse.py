@@ -25,16 +25,8 @@ description:
   - The module only fails on bad input (invalid names, bad option values) or a missing C(clickhouse-connect).
 version_added: "1.0.0"
 author: K2 offload automation
-attributes:
-  check_mode:
-    support: full
-    details: Read-only; runs the same queries and returns the same result in check mode.
-  diff_mode:
-    support: none
-  idempotent:
-    support: full
-    details: Never changes anything (RV(changed) is always false); the facts it reads change with the data.
 extends_documentation_fragment:
+  - offload.info_module
   - offload.tables_read
   - offload.clickhouse
 options:
