@@ -203,3 +203,159 @@ def test_a_failed_step_with_its_own_message_keeps_it():
 def test_a_failed_step_falls_under_the_runbook_rule(task, result, rule):
     assert p.failure_rule(task, result) == rule
     assert p.escalation_for_failure("s", task, result, 1, []).startswith(f"ESCALATE ({rule}) after 1.0 s")
+
+
+# ---------------------------------------------------------------- the whole plan, every key (remediate.yml reads them)
+
+EMPTY_PLAN = {"outcome": None, "message": "", "escalation_rule": None, "root_cause_steps": [], "scenarios": [],
+              "restart_monitoring": False, "tables": [], "watermark_tables": [], "timeout_tables": [],
+              "verify_tables": [], "not_automated": [], "monitoring_blind": [], "causes": {}, "diagnosis_titles": []}
+
+
+def test_the_whole_plan_of_a_healthy_diagnosis():
+    assert p.plan(diagnosis(), TABLES, []) == {
+        **EMPTY_PLAN, "outcome": p.NOTHING,
+        "message": "HEALTHY: the diagnosis found nothing to remediate; nothing was changed."}
+
+
+def test_the_whole_plan_when_another_remediation_holds_the_lock():
+    lock = {"acquired": False, "holder": {"since": "2026-11-29T02:55:00Z", "who": "awx", "control_node": "cn1",
+                                          "run_id": "r-1", "step": "Scenario 2"}}
+    result = p.plan(diagnosis(scenarios=[scenario(2, TABLES[:1])]), TABLES, [], lock=lock)
+    assert result == {**EMPTY_PLAN, "outcome": p.IN_PROGRESS, "diagnosis_titles": ["S2"],
+                      "message": "IN PROGRESS: another remediation in progress since 2026-11-29T02:55:00Z, by awx on "
+                                 "cn1 (run r-1, at: Scenario 2); this run changed nothing."}
+    anonymous = p.plan(diagnosis(), TABLES, [], lock={"acquired": False})
+    assert anonymous["message"] == ("IN PROGRESS: another remediation in progress since ?, by ? on ? (run ?); this run "
+                                    "changed nothing.")
+
+
+def test_the_whole_plan_of_scenarios_2_and_4_after_a_root_cause():
+    diag = diagnosis(status="degraded", failing_tables=["silver_trades", "bronze_trades_binance", "not_configured"],
+                     scenarios=[scenario(2, ["bronze_trades_binance"]), scenario(4, ["silver_trades"])],
+                     root_causes=[{"component": "prefect_db", "title": "PostgreSQL stopped"},
+                                  {"component": "prometheus", "title": "Prometheus stopped"}],
+                     causes={"clickhouse_memory": True, "spark_oom": True})
+    result = p.plan(diag, TABLES, [])
+    assert result == {
+        **EMPTY_PLAN, "outcome": p.REMEDIATE, "root_cause_steps": ["prefect_db"], "scenarios": [2, 4],
+        "tables": ["silver_trades", "bronze_trades_binance"], "watermark_tables": ["silver_trades"],
+        "timeout_tables": ["silver_trades", "bronze_trades_binance"],
+        "verify_tables": ["silver_trades", "bronze_trades_binance"],
+        "causes": {"clickhouse_memory": True, "spark_oom": True},
+        "diagnosis_titles": ["PostgreSQL stopped", "Prometheus stopped", "S2", "S4"],
+        "message": "root cause(s) prefect_db (start, upstream first) then scenario(s) 2, 4 for table(s) silver_trades, "
+                   "bronze_trades_binance, restarting ClickHouse (memory); then verify with a flow run, the "
+                   "watermarks and the truth check."}
+
+
+def test_the_whole_plan_of_scenario_5_without_failing_tables_falls_back_to_the_first_table():
+    result = p.plan(diagnosis(status="degraded", scenarios=[scenario(5, ["bronze_trades_kraken"])],
+                              causes={"spark_oom": True}), TABLES, [])
+    assert {k: result[k] for k in ("tables", "watermark_tables", "timeout_tables", "verify_tables")} == {
+        "tables": ["bronze_trades_binance"], "watermark_tables": ["bronze_trades_binance"],
+        "timeout_tables": ["bronze_trades_kraken"], "verify_tables": ["bronze_trades_binance", "bronze_trades_kraken"]}
+    assert result["message"] == ("scenario(s) 5 for table(s) bronze_trades_binance; then verify with a flow run, the "
+                                 "watermarks and the truth check.")  # no Spark restart: that is Scenario 3's
+
+
+def test_the_whole_plan_when_only_monitoring_is_blind():
+    blind = [{"component": "Prometheus", "cause": "connection refused", "probe": "prometheus", "monitoring": True}]
+    report_only = p.plan(diagnosis(blind=blind), TABLES, [])
+    assert report_only == {**EMPTY_PLAN, "outcome": p.REPORT_ONLY, "monitoring_blind": blind,
+                           "message": "ALERTING BLIND: Prometheus: connection refused. The offload itself looks "
+                                      "healthy; nothing was changed (set remediate_restart_monitoring=true to start "
+                                      "the monitoring containers)."}
+    restart = p.plan(diagnosis(blind=blind), TABLES, [], restart_monitoring=True)
+    assert restart == {**EMPTY_PLAN, "outcome": p.REMEDIATE, "monitoring_blind": blind, "restart_monitoring": True,
+                       "message": "the monitoring containers: alerting is blind (remediate_restart_monitoring=true)."}
+
+
+def test_no_ttl_headroom_left_escalates_as_data_loss_with_the_headroom_of_each_table():
+    diag = diagnosis(min_ttl_headroom_seconds=-60.0, ttl_headroom_seconds={"silver_trades": 10.0,
+                                                                             "bronze_trades_binance": -60.0},
+                     scenarios=[scenario(2, TABLES[:1], evidence=("ClickHouse refused",))])
+    result = p.plan(diag, TABLES, [])
+    assert (result["outcome"], result["escalation_rule"]) == (p.ESCALATE, p.RULE_DATA_LOSS)
+    assert result["message"] == (
+        'ESCALATE (data loss suspected): TTL headroom -60.0 s per table {"bronze_trades_binance": -60.0, '
+        '"silver_trades": 10.0}; the hot tier may already have deleted rows the cold tier never got. Evidence: '
+        + p.first_evidence(diag))
+    assert "ClickHouse refused" in result["message"]
+    # Headroom left, however little, is not yet a loss: the remediation goes on.
+    assert p.plan(diagnosis(min_ttl_headroom_seconds=0.5, scenarios=[scenario(2)]), TABLES, [])["outcome"] == p.REMEDIATE
+    assert p.plan(diagnosis(min_ttl_headroom_seconds=0.0, ttl_headroom_seconds=None), TABLES, [])["message"].startswith(
+        "ESCALATE (data loss suspected): TTL headroom 0.0 s per table {};")
+
+
+def test_a_blind_diagnosis_escalates_naming_every_blind_probe():
+    blind = [{"component": "PostgreSQL (watermarks)", "cause": "connection refused", "probe": "watermarks"},
+             {"component": "Prefect API", "cause": "timed out", "probe": "prefect"}]
+    result = p.plan(diagnosis(blind=blind), TABLES, [])
+    assert (result["outcome"], result["escalation_rule"]) == (p.ESCALATE, p.RULE_UNCLEAR)
+    assert result["message"] == ("ESCALATE (root cause is unclear): the diagnosis is blind - PostgreSQL (watermarks): "
+                                 "connection refused; Prefect API: timed out. Nothing was changed: what cannot be seen "
+                                 "could be the cause.")
+
+
+def test_scenarios_not_automated_here_escalate_with_the_first_ones_evidence_and_next_action():
+    s3 = {"scenario": 3, "title": "Spark failures", "tables": [], "evidence": ["exit 137", "OOMKilled"],
+          "next_action": "restart Spark"}
+    s4 = {"scenario": 4, "tables": []}  # no title, evidence or next action
+    result = p.plan(diagnosis(scenarios=[s3, s4]), TABLES, [], automated=(1, 2))
+    assert (result["outcome"], result["escalation_rule"]) == (p.ESCALATE, p.RULE_UNCLEAR)
+    assert result["not_automated"] == [s3, s4] and result["scenarios"] == []
+    assert result["diagnosis_titles"] == ["Spark failures", "4"]
+    assert result["message"] == ("ESCALATE (root cause is unclear): scenario(s) 3, 4 are not automated here (Spark "
+                                 "failures; ). Evidence: exit 137. Next: restart Spark")
+    bare = p.plan(diagnosis(scenarios=[s4]), TABLES, [], automated=(1,))
+    assert bare["message"] == "ESCALATE (root cause is unclear): scenario(s) 4 are not automated here (). Evidence: . Next: "
+
+
+def test_a_lock_result_without_acquired_is_taken_as_acquired():
+    assert p.plan(diagnosis(scenarios=[scenario(1)]), TABLES, [], lock={"holder": {"who": "x"}})["outcome"] == p.REMEDIATE
+
+
+@pytest.mark.parametrize("scenarios, causes, extra", [
+    ([3], {"spark_oom": True}, ", restarting Spark after an OOM kill"),
+    ([3], {"spark_oom": False, "clickhouse_memory": True}, ""),
+    ([2], {"clickhouse_memory": True}, ", restarting ClickHouse (memory)"),
+    ([2], {"clickhouse_memory": False, "spark_oom": True}, ""),
+    ([2, 3], {"clickhouse_memory": True, "spark_oom": True},
+     ", restarting Spark after an OOM kill, restarting ClickHouse (memory)"),
+])
+def test_the_restarts_a_cause_adds_are_named_only_with_their_scenario(scenarios, causes, extra):
+    diag = diagnosis(scenarios=[scenario(n) for n in scenarios], causes=causes, failing_tables=["silver_trades"])
+    assert p.plan(diag, TABLES, [])["message"] == (
+        f"scenario(s) {', '.join(map(str, scenarios))} for table(s) silver_trades{extra}; then verify with a flow run, "
+        "the watermarks and the truth check.")
+
+
+def test_a_root_cause_alone_plans_no_scenario_step_and_verifies_the_failing_tables():
+    diag = diagnosis(root_causes=[{"component": "prefect_server", "title": "Prefect server stopped"}],
+                     failing_tables=["bronze_trades_kraken"])
+    result = p.plan(diag, TABLES, [])
+    assert result["message"] == ("root cause(s) prefect_server (start, upstream first) for table(s) bronze_trades_kraken; "
+                                 "then verify with a flow run, the watermarks and the truth check.")
+    assert result["verify_tables"] == ["bronze_trades_kraken"] and result["scenarios"] == []
+
+
+@pytest.mark.parametrize("chosen, verify", [
+    ([2], ["bronze_trades_binance"]),
+    ([4], ["bronze_trades_binance", "silver_trades"]),
+    ([5], ["bronze_trades_binance", "bronze_trades_kraken"]),
+    ([4, 5], ["bronze_trades_binance", "silver_trades", "bronze_trades_kraken"]),
+])
+def test_verification_covers_the_watermark_and_timeout_tables_only_with_their_scenario(chosen, verify):
+    diag = diagnosis(failing_tables=["bronze_trades_binance"],
+                     scenarios=[scenario(2, ["bronze_trades_binance"]), scenario(4, ["silver_trades"]),
+                                scenario(5, ["bronze_trades_kraken"])])
+    assert p.plan(diag, TABLES, chosen)["verify_tables"] == verify
+
+
+@pytest.mark.parametrize("restart, expected", [(False, False), (True, True)])
+def test_monitoring_is_restarted_beside_a_remediation_only_when_asked(restart, expected):
+    blind = [{"component": "Prometheus", "cause": "exited", "probe": "prometheus", "monitoring": True}]
+    result = p.plan(diagnosis(blind=blind, scenarios=[scenario(1)]), TABLES, [], restart_monitoring=restart)
+    assert result["outcome"] == p.REMEDIATE and result["restart_monitoring"] is expected
+    assert p.plan(diagnosis(scenarios=[scenario(1)]), TABLES, [], restart_monitoring=True)["restart_monitoring"] is False
