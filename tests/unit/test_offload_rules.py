@@ -793,3 +793,109 @@ def test_ttl_headroom_gone_is_never_healthy_even_without_a_scenario():
     lines = rules.summary_lines(result)
     assert not any("looks healthy" in line for line in lines)
     assert any("DATA LOSS POSSIBLE" in line for line in lines), lines
+
+
+# ---------------------------------------------------------------- facts_from_raw, whole
+
+SPARK_PS = "  1 100 sleep infinity\n 42  75 python3 /home/iceberg/offload/offload_generic.py --source-table t1\n"
+
+
+def _docker_raw(**kw):
+    base = {"reachable": True, "error": None, "errors": {},
+            "containers": {"k2-spark-iceberg": {"name": "k2-spark-iceberg", "status": "running"}},
+            "processes": {"k2-spark-iceberg": {"rc": 0, "output": SPARK_PS, "error": None}},
+            "files": [{"container": "other", "path": "/x.jar", "present": False, "error": None},
+                      {"container": "k2-spark-iceberg", "path": "/opt/j.jar", "present": True, "error": None}]}
+    base.update(kw)
+    return base
+
+
+def test_the_whole_facts_of_a_healthy_read():
+    prefect = {"finished": 1, "reachable": True, "error": None, "flow_runs": [], "invocation": {"module_args": {}},
+               "ansible_job_id": "j1", "results_file": "/r", "started": 1, "changed": False, "failed": False,
+               "item": "prefect", "attempts": 2}
+    names = {"spark": "k2-spark-iceberg", "clickhouse": "k2-clickhouse"}
+    facts = rules.facts_from_raw({"network_name": "k2-net", "container_names": names, "docker": _docker_raw(),
+                                  "probes": {"prefect": prefect}})
+    assert facts == {
+        "network_name": "k2-net", "container_names": names,
+        "containers": {"k2-spark-iceberg": {"name": "k2-spark-iceberg", "status": "running"}},
+        "prefect": {"reachable": True, "error": None, "flow_runs": []},  # the async wrapper's keys are dropped
+        "docker": {"reachable": True},
+        "spark": {"reachable": None, "error": None, "jdbc_path": "/opt/j.jar", "jdbc_present": True,
+                  "offload_processes": [{"pid": 42, "elapsed_seconds": 75, "table": "t1",
+                                         "args": "python3 /home/iceberg/offload/offload_generic.py --source-table t1"}]}}
+
+
+def test_without_container_names_the_spark_container_is_k2s_and_the_configured_jar_path_wins():
+    facts = rules.facts_from_raw({"docker": _docker_raw(), "jdbc_path": "/opt/spark/jars/ch.jar"})
+    assert facts["container_names"] == {} and facts["network_name"] is None
+    assert facts["spark"]["offload_processes"][0]["pid"] == 42 and facts["spark"]["jdbc_path"] == "/opt/spark/jars/ch.jar"
+
+
+@pytest.mark.parametrize("status, reachable", [("running", False), ("exited", None)])
+def test_a_failed_ps_names_its_output_and_exit_code_and_reads_no_job_or_jar(status, reachable):
+    docker = _docker_raw(containers={"k2-spark-iceberg": {"name": "k2-spark-iceberg", "status": status}},
+                         processes={"k2-spark-iceberg": {"rc": 126, "output": " OCI runtime exec failed \n",
+                                                         "error": None}})
+    spark = rules.facts_from_raw({"container_names": {"spark": "k2-spark-iceberg"}, "docker": docker})["spark"]
+    assert spark == {"reachable": reachable, "error": "ps in the Spark container failed: OCI runtime exec failed (rc 126)",
+                     "jdbc_path": "/opt/j.jar", "jdbc_present": None, "offload_processes": []}
+
+
+def test_a_spark_container_never_read_is_not_read_and_a_long_error_is_cut():
+    docker = _docker_raw(processes={}, errors={"k2-clickhouse": "x"}, error=None)
+    facts = rules.facts_from_raw({"docker": docker})
+    assert facts["docker"] == {"reachable": False, "error": "no answer"}
+    assert facts["spark"]["error"] == "ps in the Spark container failed: not read (rc None)"
+    long_error = "E" * 500 + " tail"
+    facts = rules.facts_from_raw({"docker": _docker_raw(reachable=False, error=long_error)})
+    assert facts["docker"] == {"reachable": False, "error": "E" * 400}
+    ps_error = "P" * 300
+    docker = _docker_raw(processes={"k2-spark-iceberg": {"rc": 1, "output": "", "error": ps_error}})
+    assert rules.facts_from_raw({"docker": docker})["spark"]["error"] == \
+        f"ps in the Spark container failed: {'P' * 200} (rc 1)"
+
+
+# ---------------------------------------------------------------- summary_lines, whole
+
+def test_the_whole_summary_of_a_result_with_every_part():
+    result = {
+        "status": "degraded",
+        "root_causes": [{"title": "PostgreSQL (k2-prefect-db) stopped", "evidence": ["exited (0)"],
+                         "consequences": [f"c{i}" for i in range(8)], "next_action": "start it"}],
+        "blind": [{"component": "Iceberg metadata", "cause": "permission denied"}],
+        "alerting_blind": True,
+        "scenarios": [{"scenario": 2, "title": "ClickHouse connectivity", "tables": [],
+                       "evidence": [f"e{i}" for i in range(8)], "next_action": "start ClickHouse"},
+                      {"scenario": 4, "title": "Watermark", "tables": ["t1", "t2"], "evidence": [],
+                       "next_action": "repair"}],
+        "stale_alert_tables": ["t1", "t3"],
+        "min_ttl_headroom_seconds": -1800.0, "ttl_headroom_seconds": {"t1": 7200.0, "t2": -1800.0},
+        "prometheus_metrics_exported": False}
+    assert rules.summary_lines(result) == [
+        "ROOT CAUSE: PostgreSQL (k2-prefect-db) stopped", "  evidence: exited (0)",
+        *[f"  consequence: c{i}" for i in range(6)], "  next: start it",
+        "BLIND: Iceberg metadata did not answer: permission denied",
+        "ALERTING IS BLIND: Prometheus/Alertmanager are not answering, so IcebergOffloadConsecutiveFailures cannot "
+        "fire or notify anyone until they are back.",
+        "Scenario 2: ClickHouse connectivity - tables: all", *[f"  evidence: e{i}" for i in range(6)],
+        "  next: start ClickHouse",
+        "Scenario 4: Watermark - tables: t1, t2", "  next: repair",
+        "Alert still firing for t1, t3 although the newest flow run COMPLETED and the watermark is healthy: it clears "
+        "by itself within its 15-min window.",
+        "TTL headroom: -0.5 h for t2 before ClickHouse deletes rows not yet offloaded - DATA LOSS POSSIBLE: escalate",
+        "Prometheus offload metrics absent: diagnosis stands on PostgreSQL and Prefect signals."]
+
+
+@pytest.mark.parametrize("status, line", [
+    ("healthy", "No runbook scenario applies: the offload stack looks healthy."),
+    ("blind", "No runbook scenario applies to what the probes could see."),
+])
+def test_the_whole_summary_without_a_scenario(status, line):
+    result = {"status": status, "scenarios": [], "min_ttl_headroom_seconds": 0.0,
+              "ttl_headroom_seconds": {"t1": 0.0}, "prometheus_metrics_exported": True}
+    assert rules.summary_lines(result) == [
+        line, "TTL headroom: 0.0 h for t1 before ClickHouse deletes rows not yet offloaded - DATA LOSS POSSIBLE: escalate"]
+    result.update(min_ttl_headroom_seconds=36, ttl_headroom_seconds={"t1": 36})
+    assert rules.summary_lines(result)[-1] == "TTL headroom: 0.0 h for t1 before ClickHouse deletes rows not yet offloaded"
