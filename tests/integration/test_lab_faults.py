@@ -28,15 +28,8 @@ def _failure_count_rises(lab, message_part):
     assert message_part in (wm["last_error_message"] or ""), wm["last_error_message"]
 
 
-def _container(lab, service):
-    """The lab's container of `service` (on a twin standing in for the lab, the twin's: tests/run_on_twin.py)."""
-    return lab.dc.containers.get(lab.cfg.container(service))
-
-
 def _container_state(lab, service):
-    ctr = _container(lab, service)
-    ctr.reload()
-    return ctr.attrs["State"]
+    return lab.container(service).attrs["State"]
 
 
 def check_worker_stopped(lab):
@@ -64,12 +57,12 @@ def check_clickhouse_stopped(lab):
 def check_clickhouse_crashed(lab):
     state = _container_state(lab, "clickhouse")
     assert state["Status"] == "exited" and state["ExitCode"] != 0
-    assert "Segmentation fault" in _container(lab, "clickhouse").logs(tail=50).decode()
+    assert "Segmentation fault" in lab.container("clickhouse").logs(tail=50).decode()
     _failed_run_counts_errors(lab)
 
 
 def check_clickhouse_memory(lab):
-    stats = _container(lab, "clickhouse").stats(stream=False)["memory_stats"]
+    stats = lab.container("clickhouse").stats(stream=False)["memory_stats"]
     assert stats["usage"] > 0.9 * stats["limit"], stats
     _failed_run_counts_errors(lab)
     _failure_count_rises(lab, "MEMORY_LIMIT_EXCEEDED")
@@ -247,7 +240,7 @@ def test_jdbc_missing_escalates_and_changes_nothing(clean_lab):
     assert rc != 0
     assert "ESCALATE" in output and "JDBC driver" in output and "Rebuild the Spark image" in output
     assert report["status"] == "escalated", report
-    spark = _container(lab, "spark-iceberg")
+    spark = lab.container("spark-iceberg")
     assert spark.exec_run(["test", "-f", lab.cfg.jdbc_jar]).exit_code != 0  # nothing pretended to fix it
     assert_escalated_to_people(lab, report, "code or infrastructure change needed")
 
