@@ -31,10 +31,6 @@ description:
     RV(chart_html), for the playbook to write next to the JSON report.
 version_added: "1.2.0"
 author: K2 offload automation
-extends_documentation_fragment:
-  - offload.info_module
-  - offload.tables_read
-  - offload.clickhouse
 options:
   days:
     description: Length of the window, in days (whole hours of it are bucketed).
@@ -114,6 +110,11 @@ options:
     description: Verify the Prefect server's TLS certificate when O(prefect_api_url) is C(https).
     type: bool
     default: true
+# The ClickHouse connection and the tables come from the fragments, as in offload_clickhouse.
+extends_documentation_fragment:
+  - offload.info_module
+  - offload.tables_read
+  - offload.clickhouse
 requirements:
   - clickhouse-connect >= 0.8 (else ClickHouse is reported blind)
   - docker (the Docker SDK for Python) >= 7.0 (else the memory is reported blind)
@@ -228,7 +229,7 @@ from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.offload_capacity import HOUR_MS, Thresholds, build_report, hourly_rows_sql, summary_lines
 from ansible.module_utils.offload_capacity_chart import render_html
 from ansible.module_utils.offload_clickhouse_api import HAS_CLICKHOUSE_CONNECT, Inspector, connect
-from ansible.module_utils.offload_clickhouse_logic import SQL_SERVER, one_line_error
+from ansible.module_utils.offload_clickhouse_logic import SQL_SERVER, connection_error, one_line_error
 from ansible.module_utils.offload_common import (
     api_url_problem,
     clickhouse_argument_spec,
@@ -240,7 +241,7 @@ from ansible.module_utils.offload_common import (
 from ansible.module_utils.offload_docker import CONTAINER_NAME
 from ansible.module_utils.offload_docker_api import HAS_DOCKER_SDK, DockerUnavailable, gather
 from ansible.module_utils.offload_docker_api import connect as docker_connect
-from ansible.module_utils.offload_prefect_api import PrefectAPI, PrefectHTTPError, PrefectUnreachable
+from ansible.module_utils.offload_prefect_api import PrefectAPI, PrefectHTTPError, PrefectUnreachable, failure
 from ansible.module_utils.offload_prefect_inspect import iso
 
 PAGE = 200  # Prefect's default (and maximum) page size
@@ -333,8 +334,7 @@ def read_clickhouse(p: dict, hours: int) -> dict:
         ins = Inspector(connect(p), p["query_timeout"])
         out["t0_ms"] = int(ins.rows(SQL_SERVER)[0]["now_ms"])
     except Exception as exc:  # noqa: BLE001 - refused / timeout / auth: a finding, not a failure
-        reason = one_line_error(str(exc).strip() or type(exc).__name__, secrets)
-        out["error"] = f"ClickHouse at {p['clickhouse_host']}:{p['clickhouse_port']}: {reason}"
+        out["error"] = connection_error(p, exc, secrets)
         out["queries"] = ins.queries if ins else []
         return out
     out["reachable"] = True
@@ -386,11 +386,8 @@ def read_prefect(p: dict, hours: int) -> dict:
         with ThreadPoolExecutor(max_workers=WORKERS) as pool:
             pages = list(pool.map(lambda batch: _page_all(api, "/logs/filter", {
                 "logs": {"task_run_id": {"any_": batch}}, "sort": "TIMESTAMP_ASC"}, 1_000_000)[0], batches))
-    except PrefectUnreachable as exc:
-        out["error"] = f"Prefect API {api.base} is unreachable: {exc}"
-        return out
-    except PrefectHTTPError as exc:
-        out["error"] = f"Prefect API {api.base} answered an error: {exc}"
+    except (PrefectUnreachable, PrefectHTTPError) as exc:
+        out["error"] = failure(api.base, exc)
         return out
     out.update(reachable=True, now=api.now(), task_runs=runs, logs=[log for page in pages for log in page])
     return out

@@ -126,6 +126,8 @@ files:
   returned: always
   type: list
   elements: dict
+  sample:
+    - {container: k2-spark-iceberg, path: /opt/spark/jars/clickhouse-jdbc-0.4.6-all.jar, present: false, error: null}
 """
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib

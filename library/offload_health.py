@@ -84,6 +84,11 @@ summary_lines:
   returned: always
   type: list
   elements: str
+  sample:
+    - "HEALTH NEEDS_HUMAN: diagnosis failed, containers failed, flow_runs ok, watermarks ok, lag ok,
+      warehouse_disk ok, metrics ok"
+    - "failed: diagnosis - scenario 1: run playbooks/remediate.yml"
+    - "failed: containers - not running: k2-prefect-worker exited"
 """
 
 from ansible.module_utils.basic import AnsibleModule

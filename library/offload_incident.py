@@ -163,9 +163,11 @@ markdown:
   returned: always
   type: str
 msg:
-  description: One line for the operator.
+  description: One line for the operator - the incident recorded (its outcome, MTTR, a new failure mode, a
+    post-mortem due) or already in the log.
   returned: always
   type: str
+  sample: "recorded incident k2-lab-20261129T031207Z-cli-4242 (recovered, MTTR 4 min 12 s)"
 """
 
 import json

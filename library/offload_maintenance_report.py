@@ -104,6 +104,8 @@ summary_lines:
   returned: always
   type: list
   elements: str
+  sample: ["WATERMARK MAINTENANCE PRUNED: layout history, 1 table(s)",
+           "deleted 50 history row(s), keeping the newest 100 per table", "bronze_trades_binance: 150 -> 100 row(s)"]
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -229,9 +229,10 @@ ends_at:
   returned: always
   type: str
 msg:
-  description: One line for the operator.
+  description: One line for the operator - where the escalation or resolution was posted.
   returned: always
   type: str
+  sample: "posted the escalation to http://127.0.0.1:9093/api/v2/alerts"
 """
 
 import json

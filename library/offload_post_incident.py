@@ -93,6 +93,9 @@ summary_lines:
   returned: always
   type: list
   elements: str
+  sample:
+    - "POST-INCIDENT PASSED: flow_runs ok, lag ok, alert ok, truth ok"
+    - "ok: lag under 20 min: bronze_trades_binance 0.3 min (watermark)"
 """
 
 from datetime import datetime, timezone

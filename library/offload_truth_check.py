@@ -92,7 +92,7 @@ duplicated:
 import os
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
-from ansible.module_utils.offload_clickhouse_logic import one_line_error, parse_timestamp
+from ansible.module_utils.offload_clickhouse_logic import connection_error, one_line_error, parse_timestamp
 from ansible.module_utils.offload_common import (
     check_tables,
     clickhouse_argument_spec,
@@ -143,8 +143,7 @@ def main() -> None:
             connect_timeout=p["connect_timeout"], send_receive_timeout=300, autogenerate_session_id=False,
             client_name="k2-offload-ansible", query_retries=0)
     except Exception as exc:  # noqa: BLE001 - clickhouse-connect raises several unrelated types
-        module.fail_json(msg=f"ClickHouse at {p['clickhouse_host']}:{p['clickhouse_port']}: "
-                             f"{one_line_error(str(exc) or type(exc).__name__, secrets)}")
+        module.fail_json(msg=connection_error(p, exc, secrets))
     results = []
     for table in p["tables"]:
         try:

@@ -137,11 +137,13 @@ sha256:
   returned: when O(action=backup)
   type: str
 queries:
-  description: The SQL statements executed, with their bound values.
+  description: The SQL statements executed, the row locks and writes included, with their bound values (in check mode
+    the writes that ran were rolled back).
   returned: always
   type: list
   elements: str
-  sample: ["SELECT now() AS server_time, ... to_regclass('offload_watermarks')) AS table_schema"]
+  sample: ["SELECT * FROM offload_watermarks WHERE table_name = 'bronze_trades_binance' FOR UPDATE",
+           "UPDATE offload_watermarks SET status = 'failed', failure_count = COALESCE(failure_count, 0) + 1 ..."]
 """
 
 import hashlib

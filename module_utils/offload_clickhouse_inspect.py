@@ -15,6 +15,7 @@ from ansible.module_utils.offload_clickhouse_logic import (
     SQL_SERVER,
     SQL_TABLE,
     classify_volume,
+    connection_error,
     epoch_ms_to_iso,
     headroom_seconds,
     long_query,
@@ -132,8 +133,7 @@ def inspect(reporter, watermarks: dict) -> dict:
         ins.rows(SQL_PING)
         result["latency_ms"] = round((time.perf_counter() - started) * 1000, 1)
     except Exception as exc:  # noqa: BLE001 - unreachable / refused / auth: a finding, not a failure
-        reason = one_line_error(str(exc).strip() or type(exc).__name__, secrets)
-        result["error"] = f"ClickHouse at {params['clickhouse_host']}:{params['clickhouse_port']}: {reason}"
+        result["error"] = connection_error(params, exc, secrets)
         result["queries"] = ins.queries if ins else []
         return result
     result["reachable"] = True

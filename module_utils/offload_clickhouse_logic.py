@@ -537,3 +537,9 @@ def one_line_error(text: str, secrets=(), limit: int = 300) -> str:
     if len(text) > limit:
         text = text[:limit - 3] + "..."
     return text or "unknown error"
+
+
+def connection_error(params: dict, exc: BaseException, secrets=()) -> str:
+    """Why the server at clickhouse_host:clickhouse_port could not be used, in one line that names it."""
+    reason = one_line_error(str(exc).strip() or type(exc).__name__, secrets)
+    return f"ClickHouse at {params['clickhouse_host']}:{params['clickhouse_port']}: {reason}"

@@ -33,6 +33,12 @@ class PrefectHTTPError(Exception):
         self.status = status
 
 
+def failure(base: str, exc: PrefectUnreachable | PrefectHTTPError) -> str:
+    """One line for a request to the Prefect API at `base` that got no answer or an error answer."""
+    what = "is unreachable" if isinstance(exc, PrefectUnreachable) else f"answered HTTP {exc.status}"
+    return f"Prefect API {base} {what}: {exc}"
+
+
 class PrefectAPI:
     """One Prefect API base URL; every call bounded by `timeout`. Safe to share between threads (one HTTP
     connection per call); `server_now` follows the server's Date header."""

@@ -5,7 +5,8 @@
 - History layout (the runbook's append-only table, the lab rebuilt in it by the session fixture `history_lab` of
   tests/integration/conftest.py, shared with test_history_layout.py): each selected table keeps its newest N rows,
   the other tables none less, every table's newest row (its watermark) stays, the backup is written first and
-  holds the whole table, --check changes nothing, a second run has nothing to do.
+  holds the whole table, --check changes nothing, a second run has nothing to do. `make test` runs it on the twin
+  standing in for the lab (on_a_twin), with test_history_layout.py: one rebuild, and the main lab never goes down.
 """
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ def maintenance(tmp_path: Path, *extra: str, check: bool = False, name: str = "r
     assert rc == 0, text[-3000:]
     for marker in CRASH_MARKERS:
         assert marker not in text
-    assert "k2-lab-prefect" not in text  # the password never shows
+    assert LabConfig().db_password not in text  # the password never shows
     return json.loads(path.read_text()), text, out.get("stats", {})
 
 
@@ -112,6 +113,7 @@ def _add_history(lab, extra: dict) -> None:
                         (n, table))
 
 
+@pytest.mark.on_a_twin  # see tests/conftest.py
 def test_history_layout_keeps_the_newest_n_per_table_after_a_backup(history_lab, tmp_path):
     lab = history_lab
     _add_history(lab, EXTRA)

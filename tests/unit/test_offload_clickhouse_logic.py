@@ -420,6 +420,14 @@ def test_one_line_error_masks_secrets_and_truncates():
     assert "k2-lab-clickhouse" not in out and "********" in out and "\n" not in out and len(out) == 300
 
 
+def test_connection_error_names_the_server_in_one_masked_line():
+    params = {"clickhouse_host": "ch.internal", "clickhouse_port": 8123}
+    refused = ConnectionRefusedError(111, "Connection refused with s3cr3t")
+    assert L.connection_error(params, refused, secrets=["s3cr3t"]) == \
+        "ClickHouse at ch.internal:8123: [Errno 111] Connection refused with ********"
+    assert L.connection_error(params, TimeoutError()) == "ClickHouse at ch.internal:8123: TimeoutError"
+
+
 # --- main() with a fake client: the module's flow without a server -------------------------------------------
 
 class _Result:

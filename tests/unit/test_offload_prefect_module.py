@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from module_harness import load_module, run_main
-from offload_prefect_api import PrefectHTTPError
+from offload_prefect_api import PrefectHTTPError, PrefectUnreachable, failure
 
 DEPLOYMENT = {"id": "dep-1", "name": "iceberg-offload-15min", "paused": True}
 COMPLETED = {"id": "run-1", "name": "brave-otter", "state_type": "COMPLETED", "state": {"type": "COMPLETED"}}
@@ -80,3 +80,11 @@ def test_trigger_creates_one_run_and_check_mode_none(prefect_mod, monkeypatch):
     result = run_main(module, monkeypatch, {"action": "trigger", "parameters": {"tables": ["t"]}})
     assert result["changed"] is True and result["triggered"] is True
     assert fake.created == [{"parameters": {"tables": ["t"]}}]
+
+
+def test_a_failed_request_is_one_line_naming_the_api_and_what_went_wrong():
+    base = "http://prefect:4200/api"
+    assert failure(base, PrefectUnreachable("[Errno 111] Connection refused")) == \
+        "Prefect API http://prefect:4200/api is unreachable: [Errno 111] Connection refused"
+    assert failure(base, PrefectHTTPError(503, "Service Unavailable")) == \
+        "Prefect API http://prefect:4200/api answered HTTP 503: Service Unavailable"
