@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import socket
 import subprocess
@@ -261,6 +262,25 @@ def history_lab():
         _rebuild("state")
 
 
+def _file_order() -> str:
+    order = os.environ.get("K2_TEST_FILE_ORDER", "")
+    if order not in ("", "reverse") and not re.fullmatch(r"random:\w+", order):
+        raise pytest.UsageError(f"K2_TEST_FILE_ORDER must be reverse or random:<seed>, got {order!r}")
+    return order
+
+
+def pytest_report_header():
+    return f"integration file order: {_file_order() or 'as collected'} (K2_TEST_FILE_ORDER)"
+
+
 def pytest_collection_modifyitems(items):
-    """Tests on the history layout run last, together (stable: the order is otherwise kept)."""
-    items.sort(key=lambda item: "history_lab" in getattr(item, "fixturenames", ()))
+    """Files run as collected, or reversed / shuffled (K2_TEST_FILE_ORDER=reverse | random:<seed>: no file may depend
+    on the files run before it); each file keeps its own order. Tests on the history layout run last, together."""
+    order = _file_order()
+    files = list(dict.fromkeys(item.path for item in items))
+    if order == "reverse":
+        files.reverse()
+    elif order:
+        random.Random(order.partition(":")[2]).shuffle(files)
+    rank = {path: i for i, path in enumerate(files)}
+    items.sort(key=lambda item: ("history_lab" in getattr(item, "fixturenames", ()), rank[item.path]))
