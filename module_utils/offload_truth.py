@@ -80,13 +80,18 @@ def read_cold(warehouse, target_table: str, columns: list[str], ts_col: str, low
     for task in table.scan().plan_files():
         data = pq.read_table(relocate(task.file.file_path, written_warehouse, str(warehouse)), columns=columns)
         ts = data.column(ts_col)
-        tz = ts.type.tz
-        lo = pa.scalar(lower if tz else lower.replace(tzinfo=None), type=ts.type)
-        hi = pa.scalar(upper if tz else upper.replace(tzinfo=None), type=ts.type)
+        lo, hi = (pa.scalar(_for_column(bound, ts.type.tz), type=ts.type) for bound in (lower, upper))
         pieces.append(data.filter(pc.and_(pc.greater_equal(ts, lo), pc.less_equal(ts, hi))))
     if not pieces:
-        return pa.table({c: pa.array([], pa.string()) for c in columns}).slice(0, 0)
+        return pa.table({c: pa.array([], pa.string()) for c in columns})
     return pa.concat_tables(pieces, promote_options="permissive")
+
+
+def _for_column(bound: datetime, column_tz: str | None) -> datetime:
+    """A bound as a timestamp column holds it: a column without zone holds UTC wall-clock times (K2's Spark)."""
+    if column_tz:
+        return bound
+    return bound.astimezone(timezone.utc).replace(tzinfo=None) if bound.tzinfo else bound
 
 
 def _as_keys(table, columns: list[str]):

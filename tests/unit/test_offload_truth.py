@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -78,21 +79,44 @@ def test_current_metadata_falls_back_to_newest_file(tmp_path):
     assert offload_truth.current_metadata(tmp_path) == newest
 
 
+def test_current_metadata_is_the_newest_by_time_not_by_name(tmp_path):
+    meta = tmp_path / "metadata"
+    meta.mkdir()
+    _meta(meta / "b.metadata.json")
+    _meta(meta / "a.metadata.json")
+    os.utime(meta / "b.metadata.json", (1_000_000, 1_000_000))
+    assert offload_truth.current_metadata(tmp_path).name == "a.metadata.json"
+
+
 def test_absent_table_has_no_metadata(tmp_path):
     assert offload_truth.current_metadata(tmp_path / "nope") is None
 
 
 def test_snapshot_summary_reads_counts(tmp_path):
     _meta(tmp_path / "v1.metadata.json", records=1234)
-    summary = offload_truth.snapshot_summary(tmp_path / "v1.metadata.json")
-    assert summary["total_records"] == 1234 and summary["committed_at"].startswith("2026-01-01")
+    assert offload_truth.snapshot_summary(tmp_path / "v1.metadata.json") == {
+        "snapshot_id": 7, "committed_at": "2026-01-01T00:00:00+00:00", "total_records": 1234}
 
 
-def test_snapshot_summary_of_table_without_snapshot(tmp_path):
-    (tmp_path / "v1.metadata.json").write_text(json.dumps({"current-snapshot-id": None, "snapshots": []}))
+@pytest.mark.parametrize("meta", [{"current-snapshot-id": None, "snapshots": []}, {"current-snapshot-id": None},
+                                  {"current-snapshot-id": 8, "snapshots": [{"snapshot-id": 7}]}])
+def test_snapshot_summary_of_table_without_current_snapshot(tmp_path, meta):
+    (tmp_path / "v1.metadata.json").write_text(json.dumps(meta))
+    assert offload_truth.snapshot_summary(tmp_path / "v1.metadata.json") == {
+        "snapshot_id": None, "committed_at": None, "total_records": 0}
+
+
+@pytest.mark.parametrize("snapshot", [{}, {"summary": {}}])
+def test_snapshot_summary_without_a_record_count_counts_none(tmp_path, snapshot):
+    (tmp_path / "v1.metadata.json").write_text(json.dumps({"current-snapshot-id": 7, "snapshots": [
+        {"snapshot-id": 7, "timestamp-ms": 0, **snapshot}]}))
     assert offload_truth.snapshot_summary(tmp_path / "v1.metadata.json")["total_records"] == 0
 
 
 @pytest.mark.parametrize("target", ["cold.t", "cold.bronze_trades_binance"])
 def test_cold_table_dir_follows_hadoop_layout(tmp_path, target):
     assert offload_truth.cold_table_dir(tmp_path, target) == tmp_path / "cold" / target.split(".")[1]
+
+
+def test_cold_table_dir_splits_at_the_first_dot_only(tmp_path):
+    assert offload_truth.cold_table_dir(tmp_path, "cold.t.v2") == tmp_path / "cold" / "t.v2"

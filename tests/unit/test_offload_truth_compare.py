@@ -101,3 +101,9 @@ def test_only_the_newest_windows_are_kept():
     hot = _trades(*((m * 60, m) for m in range(10)))
     result = offload_truth.compare(hot, None, ["ts", "seq"], ts_col="ts", max_windows=3)
     assert [w["start"] for w in result["windows"]] == [(T0 + timedelta(hours=h)).isoformat() for h in (7, 8, 9)]
+
+
+def test_by_default_the_newest_48_windows_are_kept():
+    hot = _trades(*((m * 60, m) for m in range(50)))
+    windows = offload_truth.compare(hot, None, ["ts", "seq"], ts_col="ts")["windows"]
+    assert len(windows) == 48 and windows[0]["start"] == (T0 + timedelta(hours=2)).isoformat()

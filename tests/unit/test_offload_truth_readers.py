@@ -3,6 +3,8 @@ Docker host sees a warehouse that Spark wrote under another path), and the hot t
 that records the SQL it is sent."""
 from __future__ import annotations
 
+import inspect
+import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -11,6 +13,7 @@ import pyarrow as pa
 import pytest
 
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+PLUS_2 = timezone(timedelta(hours=2))
 COLUMNS = ["ts", "seq", "price", "note"]
 
 
@@ -60,6 +63,14 @@ def test_the_cold_rows_are_those_of_every_data_file_within_both_bounds_inclusive
     assert _read(warehouse, "trades", 41, 50).num_rows == 0
 
 
+@pytest.mark.parametrize("table", ["trades", "naive"])
+def test_bounds_in_another_zone_mean_the_same_instants(warehouse, table):
+    lower, upper = (T0 + timedelta(seconds=s) for s in (10, 10))
+    rows = offload_truth.read_cold(warehouse["local"], f"cold.{table}", COLUMNS, "ts", lower.astimezone(PLUS_2),
+                                   upper.astimezone(PLUS_2), warehouse["written"])
+    assert rows.column("seq").to_pylist() == [10]
+
+
 def test_only_the_asked_columns_are_read(warehouse):
     rows = _read(warehouse, "trades", 0, 40, columns=["ts", "seq"])
     assert rows.column_names == ["ts", "seq"] and rows.num_rows == 5
@@ -72,7 +83,7 @@ def test_a_timestamp_without_zone_is_compared_as_utc(warehouse):
 
 def test_a_table_without_snapshot_is_empty_with_the_asked_columns_and_an_absent_one_is_none(warehouse):
     empty = _read(warehouse, "empty", 0, 60)
-    assert empty.num_rows == 0 and empty.column_names == COLUMNS
+    assert empty.num_rows == 0 and empty.column_names == COLUMNS and set(empty.schema.types) == {pa.string()}
     assert _read(warehouse, "absent", 0, 60) is None
 
 
@@ -81,16 +92,17 @@ def test_files_are_read_where_the_host_sees_them_not_where_spark_wrote_them(ware
         _read(warehouse, "trades", 0, 60, written="/home/iceberg/warehouse")
 
 
-@pytest.mark.parametrize(("location", "expected"), [
-    ("file:///home/iceberg/warehouse/cold/t/data/a.parquet", "/srv/wh/cold/t/data/a.parquet"),
-    ("file:/home/iceberg/warehouse/cold/t/v1.metadata.json", "/srv/wh/cold/t/v1.metadata.json"),
-    ("/home/iceberg/warehouse", "/srv/wh"),
-    ("/home/iceberg/warehouse2/cold/t/a.parquet", "/home/iceberg/warehouse2/cold/t/a.parquet"),  # another root
-    ("/elsewhere/home/iceberg/warehouse/a.parquet", "/elsewhere/home/iceberg/warehouse/a.parquet"),
+def test_by_default_the_files_were_written_where_k2s_spark_container_writes():
+    assert inspect.signature(offload_truth.read_cold).parameters["written_warehouse"].default == \
+        "/home/iceberg/warehouse"
+
+
+@pytest.mark.parametrize(("location", "written_root", "local_root", "expected"), [
+    ("/data/DX/cold/t/a.parquet", "/data/DX/", "/srv/LX/", "/srv/LX/cold/t/a.parquet"),  # only "/" is stripped
+    ("/data/DX", "/data/DX", "/srv/LX", "/srv/LX"),
 ])
-@pytest.mark.parametrize("written_root", ["/home/iceberg/warehouse", "/home/iceberg/warehouse/"])
-def test_relocate_moves_only_paths_under_the_written_root(location, expected, written_root):
-    assert offload_truth.relocate(location, written_root, "/srv/wh/") == expected
+def test_relocate_strips_only_slashes_from_the_roots(location, written_root, local_root, expected):
+    assert offload_truth.relocate(location, written_root, local_root) == expected
 
 
 class FakeClickHouse:
@@ -156,3 +168,23 @@ def test_no_watermark_or_the_1970_seed_compares_nothing_and_asks_nothing(warehou
     assert _truth(warehouse, client, upper) == {"table": "bronze_trades", "watermark": None, "hot_rows": 0,
                                                 "cold_rows": 0, "missing": 0, "duplicated": 0, "windows": []}
     assert client.sent == []
+
+
+@pytest.fixture
+def new_york(monkeypatch):
+    """The control node's local zone is not UTC (a naive time must still be taken as UTC, never as local)."""
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_truth_takes_naive_times_as_utc_and_converts_aware_ones_whatever_the_local_zone(warehouse, new_york):
+    oldest = (T0 + timedelta(seconds=10)).astimezone(PLUS_2)  # a server answering in its own zone
+    naive = _truth(warehouse, FakeClickHouse(oldest, _rows([10, 20])), (T0 + timedelta(seconds=20)).replace(tzinfo=None))
+    aware = _truth(warehouse, FakeClickHouse(oldest, _rows([10, 20])), (T0 + timedelta(seconds=20)).astimezone(PLUS_2))
+    for result in (naive, aware):
+        assert result["watermark"] == "2026-01-01T00:00:20+00:00"
+        assert result["window_start"] == "2026-01-01T02:00:10+02:00"  # the same instant as T0 + 10 s
+        assert (result["hot_rows"], result["cold_rows"], result["missing"], result["duplicated"]) == (2, 2, 0, 0)
