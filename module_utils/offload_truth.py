@@ -61,8 +61,9 @@ def relocate(location: str, written_root: str, local_root: str) -> str:
 
 
 def read_cold(warehouse, target_table: str, columns: list[str], ts_col: str, lower: datetime, upper: datetime,
-              written_warehouse: str = "/home/iceberg/warehouse"):
-    """Rows of the cold table with lower <= ts <= upper (pyarrow Table), or None if the table does not exist.
+              written_warehouse: str):
+    """Rows of the cold table with lower <= ts <= upper (pyarrow Table), or None if the table does not exist;
+    written_warehouse is where the table's metadata says its files are (K2: /home/iceberg/warehouse, in Spark).
     Reads the Parquet data files of the current snapshot directly (K2 only appends: no delete files)."""
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -80,18 +81,12 @@ def read_cold(warehouse, target_table: str, columns: list[str], ts_col: str, low
     for task in table.scan().plan_files():
         data = pq.read_table(relocate(task.file.file_path, written_warehouse, str(warehouse)), columns=columns)
         ts = data.column(ts_col)
-        lo, hi = (pa.scalar(_for_column(bound, ts.type.tz), type=ts.type) for bound in (lower, upper))
+        # As the column's type: an aware bound converts to UTC for a column without zone (K2's Spark writes UTC).
+        lo, hi = (pa.scalar(bound, type=ts.type) for bound in (lower, upper))
         pieces.append(data.filter(pc.and_(pc.greater_equal(ts, lo), pc.less_equal(ts, hi))))
     if not pieces:
         return pa.table({c: pa.array([], pa.string()) for c in columns})
     return pa.concat_tables(pieces, promote_options="permissive")
-
-
-def _for_column(bound: datetime, column_tz: str | None) -> datetime:
-    """A bound as a timestamp column holds it: a column without zone holds UTC wall-clock times (K2's Spark)."""
-    if column_tz:
-        return bound
-    return bound.astimezone(timezone.utc).replace(tzinfo=None) if bound.tzinfo else bound
 
 
 def _as_keys(table, columns: list[str]):

@@ -3,7 +3,6 @@ Docker host sees a warehouse that Spark wrote under another path), and the hot t
 that records the SQL it is sent."""
 from __future__ import annotations
 
-import inspect
 import time
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
@@ -90,11 +89,6 @@ def test_a_table_without_snapshot_is_empty_with_the_asked_columns_and_an_absent_
 def test_files_are_read_where_the_host_sees_them_not_where_spark_wrote_them(warehouse):
     with pytest.raises(OSError):  # the written root no longer exists: only relocation finds the files
         _read(warehouse, "trades", 0, 60, written="/home/iceberg/warehouse")
-
-
-def test_by_default_the_files_were_written_where_k2s_spark_container_writes():
-    assert inspect.signature(offload_truth.read_cold).parameters["written_warehouse"].default == \
-        "/home/iceberg/warehouse"
 
 
 @pytest.mark.parametrize(("location", "written_root", "local_root", "expected"), [
