@@ -114,7 +114,10 @@ def _run(case, tmp_path):
     args = args(tmp_path) if callable(args) else args
     extra = ["-e", f"report_path={tmp_path / 'diagnosis.json'}"] if "use_report=true" not in args else []
     if playbook == "remediate":
-        extra += ["-e", f"remediation_report_path={tmp_path / 'remediation.json'}"]
+        # Every path its own: these run beside other tests, and reports/ is the control node's (the alert-driven
+        # loop's test counts the records of reports/incidents.jsonl).
+        extra += ["-e", f"remediation_report_path={tmp_path / 'remediation.json'}",
+                  "-e", f"remediate_incident_log={tmp_path / 'incidents.jsonl'}"]
         if "k2_remediation_lock_path" not in " ".join(args):  # cases run side by side: one lock each
             extra += ["-e", f"k2_remediation_lock_path={tmp_path / 'remediation.lock'}"]
     return run_playbook(f"playbooks/{playbook}.yml", *extra, *args, "-vvv", timeout=300)
