@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 from ansible.module_utils.offload_common import ProbeError, http_api_argument_spec
-from ansible.module_utils.offload_prefect_api import PrefectAPI, PrefectHTTPError, PrefectUnreachable
+from ansible.module_utils.offload_prefect_api import PrefectAPI, PrefectHTTPError, PrefectUnreachable, failure
 from ansible.module_utils.offload_prefect_logic import (
     ACTIVE_STATES,
     FAILURE_STATES,
@@ -190,7 +190,7 @@ def inspect(reporter, flow: str, name: str) -> dict:
     try:
         healthy = api.get("/health")
     except PrefectUnreachable as exc:
-        result["error"] = result["not_idle_because"] = f"Prefect API {api.base} is unreachable: {exc}"
+        result["error"] = result["not_idle_because"] = failure(api.base, exc)
         return result
     except PrefectHTTPError as exc:
         result["error"] = result["not_idle_because"] = (f"{api.base} does not answer as the Prefect API (does api_url "

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -72,6 +73,18 @@ def run_module(module: str, args: dict, check: bool = False, timeout: float = 12
         return next(iter(out["plays"][0]["tasks"][0]["hosts"].values()))
     except (KeyError, IndexError, StopIteration) as exc:
         raise AssertionError(f"no result from ansible-playbook: {out} {stderr[-2000:]}") from exc
+
+
+def run_module_until(module: str, args: dict, ready, check: bool = False, attempts: int = 10,
+                     pause: float = 6) -> dict:
+    """run_module, again after `pause` s while `ready(result)` is false (a component another test stopped or
+    restarted beside this one); the last attempt's result otherwise."""
+    for attempt in range(attempts):
+        result = run_module(module, args, check=check)
+        if ready(result) or attempt == attempts - 1:
+            return result
+        time.sleep(pause)
+    return result
 
 
 def run_molecule(scenario: str) -> None:

@@ -6,10 +6,8 @@ rules loaded). Lane 1 stops Prometheus in one test (test_safety_edges) and a res
 until its first scrape: the reads that expect an answer retry until Prometheus gives it (`answered`)."""
 from __future__ import annotations
 
-import time
-
 import pytest
-from ansible_run import run_module
+from ansible_run import run_module, run_module_until
 
 pytestmark = pytest.mark.beside_the_lab  # see tests/conftest.py
 
@@ -21,15 +19,10 @@ TOP_KEYS = {"reachable", "api_url", "error", "alerts", "alert_tables", "rule", "
             "metric_errors", "metrics_empty", "changed"}
 
 
-def answered(args: dict, check: bool = False, lag: bool = True, attempts: int = 10, pause: float = 6) -> dict:
+def answered(args: dict, check: bool = False, lag: bool = True) -> dict:
     """The module's result once Prometheus answers, with the lab's lag metric if `lag` (or the last attempt's)."""
-    for attempt in range(attempts):
-        result = run_module(MODULE, args, check=check)
-        if result.get("failed") or (result.get("reachable") and (not lag or result.get("metrics", {}).get(LAG))):
-            return result
-        if attempt < attempts - 1:
-            time.sleep(pause)
-    return result
+    return run_module_until(MODULE, args, lambda r: r.get("failed") or (
+        r.get("reachable") and (not lag or r.get("metrics", {}).get(LAG))), check=check)
 
 
 @pytest.fixture(scope="module")

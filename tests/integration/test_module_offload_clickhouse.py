@@ -18,7 +18,7 @@ TESTS = Path(__file__).resolve().parent.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-from ansible_run import run_module  # noqa: E402
+from ansible_run import run_module, run_module_until  # noqa: E402
 from config import LabConfig  # noqa: E402  (lab/, on sys.path through tests/conftest.py)
 
 pytestmark = pytest.mark.beside_the_lab  # see tests/conftest.py
@@ -63,13 +63,7 @@ def _inspect(check: bool = False, attempts: int = 6, pause: float = 10) -> dict:
     """Run the module; retry while ClickHouse is (briefly) down or a bronze table has no fresh rows."""
     watermark = (datetime.now(timezone.utc) - WATERMARK_AGE).replace(microsecond=0)
     args = {**LAB, "tables": TABLES, "watermarks": {t: watermark.isoformat() for t in BRONZE}}
-    result = {}
-    for attempt in range(attempts):
-        result = run_module(MODULE, args, check=check)
-        if _healthy(result):
-            break
-        if attempt < attempts - 1:
-            time.sleep(pause)
+    result = run_module_until(MODULE, args, _healthy, check=check, attempts=attempts, pause=pause)
     result["_watermark"] = watermark
     return result
 
