@@ -64,7 +64,7 @@ options:
     default: IcebergOffloadConsecutiveFailures
   alert_started_at:
     description:
-      - When the alert started, ISO-8601 (Alertmanager's C(startsAt); the EDA rulebook passes it as C(k2_alert_starts_at)).
+      - When the alert started, ISO-8601 (Alertmanager's C(startsAt), as M(offload_alert_event) checked it).
         Without it, the start of a firing alert is read from the diagnosis (Prometheus C(activeAt) + the rule's
         C(for)); else it is unknown (null) and MTTR is measured from detection.
     type: str
@@ -102,7 +102,7 @@ EXAMPLES = r"""
     diagnosis: "{{ remediate_diagnosis }}"
     log_path: "{{ playbook_dir }}/../reports/incidents.jsonl"
     remediation_report_path: "{{ remediation_report_path }}"
-    alert_started_at: "{{ k2_alert_starts_at | default(omit) }}"  # the EDA rulebook hands it over
+    alert_started_at: "{{ alert_event.alert.started_at }}"  # checked by offload_alert_event, never k2_alert_starts_at
     step_times: "{{ remediate_step_times | default([]) }}"
     secrets:
       - "{{ k2_postgres_password | default('') }}"

@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from hostile_alerts import clean_alert, notification
 from test_lab_faults import CHECKS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,4 +81,33 @@ def test_a_dead_worker_is_remediated_by_the_alert_driven_loop(loop):
     assert record["outcome"]["status"] == "recovered"
     assert record["alert"]["started_at"], "the alert's startsAt came with the event"
     assert record["mttr"]["from"] == "alert_start" and record["mttr"]["seconds"] > 0, record["mttr"]
+
+
+def test_an_alert_carrying_jinja_in_every_field_runs_none_of_it(loop, tmp_path):
+    """Anyone who can reach the webhook chooses every field of the alert. Posted straight to the loop: the alerts
+    whose forwarded field carries Jinja start nothing (the rules' conditions), and the one whose forwarded fields are
+    clean is remediated with all the rest of the payload in ansible_eda.event, which nothing renders."""
+    lab = loop
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    sent = notification(markers, "bronze_trades_binance")
+    records_before = len(_records())
+    log = lab.cfg.state_dir / "eda-loop.log"
+    recaps_before = log.read_text().count("PLAY RECAP")
+    request = urllib.request.Request(f"http://127.0.0.1:{lab.cfg.port_eda}/endpoint", method="POST",
+                                     data=json.dumps(sent).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+
+    # The loop takes a notification's alerts in order: the clean one is last, so its record comes after the others
+    # were matched (or not).
+    lab.wait("the clean alert's remediation to end", lambda: log.read_text().count("PLAY RECAP") > recaps_before,
+             timeout=300)
+    new = _records()[records_before:]
+    assert len(new) == 1 and log.read_text().count("PLAY RECAP") == recaps_before + 1, [r["run"] for r in new]
+    record = new[0]
+    assert record["outcome"]["status"] == "healthy", record["outcome"]
+    assert record["alert"]["name"] == "IcebergOffloadConsecutiveFailures"
+    assert record["alert"]["started_at"].startswith(clean_alert(sent)["startsAt"][:19]), record["alert"]
+    assert not sorted(p.name for p in markers.iterdir()), "a field of the alert was rendered"
 

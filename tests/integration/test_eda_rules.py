@@ -15,6 +15,7 @@ from pathlib import Path
 import jinja2
 import pytest
 import yaml
+from hostile_alerts import clean_alert, notification
 
 ROOT = Path(__file__).resolve().parents[2]
 RULEBOOK = ROOT / ".venv-eda" / "bin" / "ansible-rulebook"
@@ -39,6 +40,9 @@ REPLAY = [
     "metrics-down-resolved.json",  # resolved: nothing
 ]
 EXPECTED_TABLES = ["bronze_trades_binance", "bronze_trades_kraken", "bronze_trades_coinbase", "ohlcv_1h"]
+# Last, a notification whose every field carries Jinja (tests/hostile_alerts.py): only its alert whose forwarded
+# fields are clean starts a remediation (for this table, not throttled by the ones above).
+HOSTILE_CLEAN_TABLE = "ohlcv_1d"
 
 
 def _load(path: Path) -> dict:
@@ -88,12 +92,14 @@ def test_the_webhook_listens_on_loopback_unless_told_otherwise():
     assert port.render({}) == "5000" and port.render({"k2_eda_webhook_port": 5123}) == "5123"
 
 
-def _replay_rulebook(tmp_path: Path) -> Path:
-    """Both variants as rulesets of one rulebook (one JVM): their source replays the fixtures as the webhook would
-    queue them ({payload, meta}) through the same filters; their action prints the marker and the rendered vars."""
+def _replay_rulebook(tmp_path: Path, hostile: dict) -> Path:
+    """Both variants as rulesets of one rulebook (one JVM): their source replays the fixtures, then `hostile`, as the
+    webhook would queue them ({payload, meta}) through the same filters; their action prints the marker and the
+    rendered vars."""
     payload = tmp_path / "notifications.yml"
-    payload.write_text(yaml.safe_dump([{"payload": json.loads((FIXTURES / name).read_text()),
-                                        "meta": {"endpoint": "endpoint", "headers": {}}} for name in REPLAY]))
+    notifications = [json.loads((FIXTURES / name).read_text()) for name in REPLAY] + [hostile]
+    payload.write_text(yaml.safe_dump([{"payload": n, "meta": {"endpoint": "endpoint", "headers": {}}}
+                                       for n in notifications]))
     rulesets = []
     for variant, path in VARIANTS.items():
         ruleset = _load(path)
@@ -112,7 +118,10 @@ def _replay_rulebook(tmp_path: Path) -> Path:
 
 @pytest.mark.skipif(not RULEBOOK.exists(), reason=".venv-eda/bin/ansible-rulebook absent: scripts/bootstrap.sh installs it")
 def test_replayed_notifications_start_exactly_the_expected_remediations(tmp_path):
-    replay = _replay_rulebook(tmp_path)
+    markers = tmp_path / "markers"
+    markers.mkdir()
+    hostile = notification(markers, HOSTILE_CLEAN_TABLE)
+    replay = _replay_rulebook(tmp_path, hostile)
     # ansible-rulebook asks ansible-galaxy about collections: the project venv's, as make loop-up runs it.
     env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"}
     proc = subprocess.run([str(RULEBOOK), "--rulebook", str(replay)], cwd=tmp_path, env=env, capture_output=True,
@@ -132,5 +141,9 @@ def test_replayed_notifications_start_exactly_the_expected_remediations(tmp_path
     down = json.loads((FIXTURES / "metrics-down.json").read_text())["alerts"][0]
     expected.append({"k2_alert_name": "IcebergOffloadMetricsDown", "k2_alert_job": "iceberg-scheduler",
                      "k2_alert_starts_at": down["startsAt"], "k2_alert_fingerprint": down["fingerprint"]})
+    clean = clean_alert(hostile)
+    expected.append({"k2_alert_name": "IcebergOffloadConsecutiveFailures", "k2_alert_table": HOSTILE_CLEAN_TABLE,
+                     "k2_alert_starts_at": clean["startsAt"], "k2_alert_fingerprint": clean["fingerprint"]})
     for variant, remediations in started.items():
         assert remediations == expected, f"{variant}: {output[-3000:]}"
+    assert not list(markers.iterdir()), "the rule engine rendered an alert's field"

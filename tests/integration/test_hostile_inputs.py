@@ -15,6 +15,7 @@ import pytest
 from ansible_run import ROOT, run_playbook
 from config import LabConfig
 from conftest import assert_no_crash
+from hostile_alerts import payload
 
 pytestmark = pytest.mark.on_a_twin  # see tests/conftest.py
 WRONG_SECRET = "Wr0ng-S3cret-for-the-test"
@@ -39,6 +40,11 @@ def _report_file(tmp: Path, content: str) -> list[str]:
 
 def ev(**extra) -> list[str]:
     return ["-e", json.dumps(extra)]
+
+
+def alert_var(name: str, value=None):
+    """The alert-driven loop's extra var `name` carrying Jinja that touches tmp/<name> if anything renders it."""
+    return lambda tmp: ev(**{name: payload(tmp, name) if value is None else value})
 
 
 # (id, playbook, extra args (or a function of tmp_path), the one line expected). Cases that reach a probe run
@@ -72,6 +78,21 @@ CASES = [
     ("unknown table (not in ClickHouse)", "diagnose",
      ev(k2_tables=[{**TABLE, "source": "no_such_table", "target": "cold.no_such_table"}]),
      r"no_such_table"),
+    ("alert start time carrying Jinja", "remediate", alert_var("k2_alert_starts_at"),
+     r"k2_alert_starts_at must be an RFC 3339 time such as 2026-12-07T10:00:00Z, got \"\{\{ lookup\('ansible.builtin.pip"
+     r".*: the alert is refused and this run changes nothing\."),
+    ("alert table carrying Jinja", "remediate", alert_var("k2_alert_table"), r"k2_alert_table must be a table name, got"),
+    ("alert name carrying Jinja", "remediate", alert_var("k2_alert_name"),
+     r"k2_alert_name must be a Prometheus alert name, got"),
+    ("alert job carrying Jinja", "remediate", alert_var("k2_alert_job"), r"k2_alert_job must be a scrape job label, got"),
+    ("alert fingerprint carrying Jinja", "remediate", alert_var("k2_alert_fingerprint"),
+     r"k2_alert_fingerprint must be 16 hex digits \(Alertmanager's fingerprint\), got"),
+    ("alert table this stack does not offload", "remediate", ev(k2_alert_table="bronze_trades_bybit"),
+     r"k2_alert_table names a table this stack does not offload \('bronze_trades_bybit' is not among the 10 sources"),
+    ("alert variable misspelt", "remediate", ev(k2_alert_start_at="2026-12-07T10:00:00Z"),
+     r"k2_alert_start_at is not an alert variable \(known: k2_alert_name, .*\): this run changes nothing\."),
+    ("alert field not a string", "remediate", ev(k2_alert_table={"{{ lookup('pipe', 'id') }}": 1}),
+     r"k2_alert_table must be a string, got a dict: the alert is refused and this run changes nothing\."),
     ("report file is not JSON", "remediate", lambda tmp: _report_file(tmp, "{not json"),
      r"report .*diagnosis.json is not JSON: run diagnose.yml again or drop use_report\."),
     ("report file of another host", "remediate", lambda tmp: _report_file(tmp, json.dumps(_diagnosis(host="k2-prod-2"))),
@@ -138,6 +159,7 @@ def test_a_bad_input_is_one_line_naming_it_and_changes_nothing(outcomes, case):
     (rc, out, stderr), tmp_path = outcomes[case[0]]
     text = json.dumps(out) + stderr
     assert_no_crash(text)
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("k2_alert_")], "an alert's field was rendered"
     for secret in SECRETS:
         assert secret not in text, f"secret {secret!r} in the output"
     stats = out.get("stats", {}).get("k2-lab", {})
