@@ -9,6 +9,7 @@ import json
 import os
 import secrets
 import subprocess
+import textwrap
 from pathlib import Path
 
 import yaml
@@ -25,30 +26,39 @@ def _vault_encrypt(value: str, name: str, password_file: Path) -> str:
     return proc.stdout
 
 
-class AwxJob:
-    """One AWX job: its own private data dir, the project (the repository) under project/, an inventory as AWX
-    writes it (lab hosts and group_vars without the passwords), and env/ as AWX's credential injection fills it."""
+def _vaulted(value: str, password_file: Path) -> dict:
+    """One value vaulted on its own, as an AWX inventory carries it after the sync: {"__ansible_vault": <ciphertext>}."""
+    text = _vault_encrypt(value, "secret", password_file)
+    return {"__ansible_vault": textwrap.dedent(text.split("!vault |", 1)[1]).strip()}
 
-    def __init__(self, workdir: Path, lab, hosts=("k2-lab",)) -> None:
+
+class AwxJob:
+    """One AWX job: its own private data dir, the project (the repository) under project/, the inventory exactly as
+    AWX writes it - inventory/hosts, an executable that prints the JSON of hosts, group vars (the project's group_vars
+    flattened in by the inventory sync, the ClickHouse password vaulted on its own) and _meta.hostvars - and env/ as
+    AWX's credential injection fills it."""
+
+    def __init__(self, workdir: Path, lab, hosts=("k2-lab",), group: str = "k2_docker_hosts") -> None:
         self.dir = workdir
         self.vault_password = secrets.token_hex(16)
-        inventory = workdir / "inventory"
-        (inventory / "group_vars" / "k2_docker_hosts").mkdir(parents=True)
+        (workdir / "inventory").mkdir(parents=True)
         (workdir / "env").mkdir()
         (workdir / "project").symlink_to(ROOT)  # AWX copies the project; a link is the same tree
         host_vars = {"ansible_connection": "local", "ansible_python_interpreter": str(VENV_BIN / "python")}
-        (inventory / "hosts.yml").write_text(yaml.safe_dump(
-            {"all": {"children": {"k2_docker_hosts": {"hosts": {h: host_vars for h in hosts}}}}}))
-        (inventory / "group_vars" / "all").symlink_to(ROOT / "inventory" / "group_vars" / "all")
         lab_vars = yaml.safe_load((ROOT / "inventory/lab/group_vars/k2_docker_hosts/lab.yml").read_text())
         self.passwords = {k: lab_vars.pop(k) for k in ("k2_postgres_password", "k2_clickhouse_password")}
         assert self.passwords["k2_postgres_password"] == lab.cfg.db_password, "the lab inventory matches the lab"
-        (inventory / "group_vars" / "k2_docker_hosts" / "lab.yml").write_text(yaml.safe_dump(lab_vars))
         password_file = workdir / "vault-password"
         password_file.write_text(self.vault_password)
-        (inventory / "group_vars" / "k2_docker_hosts" / "vault.yml").write_text(
-            _vault_encrypt(self.passwords["k2_clickhouse_password"], "k2_clickhouse_password", password_file))
+        lab_vars["k2_clickhouse_password"] = _vaulted(self.passwords["k2_clickhouse_password"], password_file)
         password_file.unlink()  # only the answer to the prompt carries it from here on
+        all_vars = yaml.safe_load((ROOT / "inventory/group_vars/all/k2.yml").read_text())
+        inventory = {"all": {"children": ["ungrouped", group], "vars": all_vars},
+                     group: {"hosts": list(hosts), "vars": lab_vars},
+                     "_meta": {"hostvars": {h: host_vars for h in hosts}}}
+        script = workdir / "inventory" / "hosts"
+        script.write_text(f"#! /usr/bin/env python3\n# -*- coding: utf-8 -*-\nprint({json.dumps(inventory)!r})\n")
+        script.chmod(0o700)
         self.env = {"passwords": {r"^Vault password:\s*?$": self.vault_password},
                     "cmdline": "--ask-vault-pass",
                     "envvars": {"K2_LAB_ROOT": str(ROOT)},
@@ -143,3 +153,13 @@ def test_a_published_diagnosis_of_another_host_is_refused_and_nothing_changes(la
     assert status == "failed"
     assert "published diagnosis k2_offload_diagnosis['k2-lab'] belongs to host 'k2-other', not 'k2-lab'." in stdout
     assert "Traceback" not in stdout and "Take the stack's remediation lock" not in stdout
+
+
+def test_an_awx_inventory_without_the_k2_group_fails_the_job_rather_than_succeed_on_no_host(lab, tmp_path):
+    """AWX's scheduled checks and the workflow's diagnose gate read a job's status: a job that matched no host must not
+    read as a healthy stack."""
+    job = AwxJob(tmp_path, lab, group="docker_hosts")
+    status, artifacts, stdout = job.run("playbooks/diagnose.yml", "diagnose", {}, timeout=300)
+    assert status == "failed", stdout[-3000:]
+    assert "The inventory names no host in group k2_docker_hosts" in stdout and "Diagnose the Iceberg offload" not in stdout
+    assert artifacts == {}

@@ -60,6 +60,11 @@ def _roles_of(playbook: Path, seen: set[str] | None = None) -> set[str]:
     return seen
 
 
+def _main_play(playbook: Path) -> dict:
+    """The play that acts on the K2 Docker hosts (after the imported inventory check)."""
+    return next(play for play in load(playbook) if play.get("hosts") == "k2_docker_hosts")
+
+
 def _own_files(playbook: Path) -> list[Path]:
     """A playbook and the task files and playbooks it includes or imports (relative to it), recursively."""
     files, pending = [], [playbook]
@@ -238,8 +243,8 @@ def test_the_incident_workflow_wires_diagnose_remediate_verify():
     assert not remediate["extra_data"].get("remediate_post_incident", False)
 
     # The interface the nodes use is the playbooks' own.
-    diagnose_vars = load(ROOT / "playbooks" / "diagnose.yml")[0]["vars"]
-    remediate_vars = load(ROOT / "playbooks" / "remediate.yml")[0]["vars"]
+    diagnose_vars = _main_play(ROOT / "playbooks" / "diagnose.yml")["vars"]
+    remediate_vars = _main_play(ROOT / "playbooks" / "remediate.yml")["vars"]
     assert diagnose_vars["diagnose_gate"] is False and remediate_vars["use_report"] is False
     assert _read_in("k2_offload_diagnosis", _sources(ROOT / "playbooks" / "remediate.yml"))
     assert "remediate_post_incident" in _inputs(ROOT / "playbooks" / "remediate.yml")
@@ -296,7 +301,7 @@ def test_schedules_name_templates_and_parse():
     if "k2-offload-watermark-maintenance" in schedules:  # the runbook's weekly cleanup
         assert _interval_seconds(schedules["k2-offload-watermark-maintenance"]["rrule"]) == 7 * day
     if "k2-offload-capacity-report" in schedules:  # weekly, each report covering the week since the last one
-        window_days = load(ROOT / "playbooks" / "capacity_report.yml")[0]["vars"]["capacity_report_days"]
+        window_days = _main_play(ROOT / "playbooks" / "capacity_report.yml")["vars"]["capacity_report_days"]
         assert _interval_seconds(schedules["k2-offload-capacity-report"]["rrule"]) == window_days * day
 
 
