@@ -27,8 +27,9 @@ class ActionModule(ActionBase):
             # Only a string can be one of Alertmanager's fields; anything else is refused here, before the module's
             # arguments are serialised (no container of the sender's ever reaches a template engine).
             if value is not None and not isinstance(value, str):
-                raise AnsibleActionFail(f"{name} must be a string, got a {type(value).__name__}: the alert is "
-                                        "refused and this run changes nothing.")
+                kind = next((t.__name__ for t in (dict, list, bool, int, float) if isinstance(value, t)), "value")
+                raise AnsibleActionFail(f"{name} must be a string, got a {kind}: the alert is refused and this run "
+                                        "changes nothing.")
             variables[name] = None if value is None else str(value)
         result.update(self._execute_module(module_name="offload_alert_event",
                                            module_args={"tables": args["tables"], "_variables": variables},
