@@ -32,6 +32,32 @@ def _vaulted(value: str, password_file: Path) -> dict:
     return {"__ansible_vault": textwrap.dedent(text.split("!vault |", 1)[1]).strip()}
 
 
+class _Unsafe(str):
+    """A string AWX writes as `!unsafe`."""
+
+
+class _AwxExtraVarsDumper(yaml.SafeDumper):
+    pass
+
+
+_AwxExtraVarsDumper.add_representer(_Unsafe, lambda dumper, value: dumper.represent_scalar("!unsafe", str(value)))
+
+
+def _awx_extravars(variables: dict) -> str:
+    """env/extravars as AWX writes it (ALLOW_JINJA_IN_EXTRA_VARS=template, the default that awx/configure.yml pins):
+    every string given at launch, by a workflow's artifacts or by a credential's injector is tagged `!unsafe` (the
+    templates set no extra vars of their own), so the playbooks must work without rendering any of them."""
+    def tag(value):
+        if isinstance(value, str):
+            return _Unsafe(value)
+        if isinstance(value, dict):
+            return {k: tag(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [tag(v) for v in value]
+        return value
+    return yaml.dump(tag(variables), Dumper=_AwxExtraVarsDumper)
+
+
 class AwxJob:
     """One AWX job: its own private data dir, the project (the repository) under project/, the inventory exactly as
     AWX writes it - inventory/hosts, an executable that prints the JSON of hosts, group vars (the project's group_vars
@@ -66,9 +92,10 @@ class AwxJob:
 
     def run(self, playbook: str, ident: str, extravars: dict, timeout: float = 900) -> tuple[str, dict, str]:
         """(status, artifact_data of the playbook_on_stats event, stdout). The PostgreSQL password arrives as a
-        credential type's extra_vars injector puts it; extra vars of the job template or of a workflow come along."""
+        credential type's extra_vars injector puts it; extra vars of the job template or of a workflow come along,
+        all of them `!unsafe` as AWX writes them."""
         env = self.dir / "env"
-        (env / "extravars").write_text(json.dumps(
+        (env / "extravars").write_text(_awx_extravars(
             {"k2_postgres_password": self.passwords["k2_postgres_password"], **extravars}))
         for name in ("passwords", "envvars", "settings"):
             (env / name).write_text(json.dumps(self.env[name]))
