@@ -50,6 +50,9 @@ def test_a_field_not_in_alertmanager_s_form_stops_the_run_naming_its_variable(va
 def test_a_refused_value_is_shown_cut():
     with pytest.raises(AlertEventError, match=re.escape(repr(JINJA)[:SHOWN_CHARS - 3] + "...: the alert")):
         alert_event({"k2_alert_starts_at": JINJA}, TABLES)
+    just_fits = "-" * (SHOWN_CHARS - 2)  # quoted, exactly SHOWN_CHARS long: shown whole
+    with pytest.raises(AlertEventError, match=re.escape(f"got {just_fits!r}: the alert")):
+        alert_event({"k2_alert_table": just_fits}, TABLES)
 
 
 @pytest.mark.parametrize("variable, value", [
@@ -86,7 +89,8 @@ def test_a_table_this_stack_does_not_offload_is_refused():
 
 def test_a_misspelt_alert_variable_is_refused_not_dropped():
     with pytest.raises(AlertEventError, match=r"^k2_alert_start_at is not an alert variable \(known: k2_alert_name, "
-                                              r"k2_alert_table, k2_alert_job, k2_alert_starts_at, k2_alert_fingerprint\)"):
+                                              r"k2_alert_table, k2_alert_job, k2_alert_starts_at, k2_alert_fingerprint\): "
+                                              r"this run changes nothing\.$"):
         alert_event({**GOOD, "k2_alert_start_at": "2026-12-07T10:00:00Z"}, TABLES)
 
 
