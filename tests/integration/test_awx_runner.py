@@ -9,7 +9,6 @@ import json
 import os
 import secrets
 import subprocess
-import textwrap
 from pathlib import Path
 
 import yaml
@@ -19,17 +18,11 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 
 
-def _vault_encrypt(value: str, name: str, password_file: Path) -> str:
-    """One vault-encrypted variable, as a production inventory keeps its secrets."""
-    proc = subprocess.run([str(VENV_BIN / "ansible-vault"), "encrypt_string", "--vault-password-file",
-                           str(password_file), "--name", name, value], capture_output=True, text=True, check=True)
-    return proc.stdout
-
-
 def _vaulted(value: str, password_file: Path) -> dict:
     """One value vaulted on its own, as an AWX inventory carries it after the sync: {"__ansible_vault": <ciphertext>}."""
-    text = _vault_encrypt(value, "secret", password_file)
-    return {"__ansible_vault": textwrap.dedent(text.split("!vault |", 1)[1]).strip()}
+    proc = subprocess.run([str(VENV_BIN / "ansible-vault"), "encrypt", "--vault-password-file", str(password_file),
+                           "--output", "-"], input=value, capture_output=True, text=True, check=True)
+    return {"__ansible_vault": proc.stdout.strip()}
 
 
 class _Unsafe(str):

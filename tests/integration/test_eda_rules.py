@@ -16,6 +16,7 @@ import jinja2
 import pytest
 import yaml
 from hostile_alerts import clean_alert, notification
+from offload_alert_event import PATTERNS, VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 RULEBOOK = ROOT / ".venv-eda" / "bin" / "ansible-rulebook"
@@ -81,6 +82,19 @@ def test_the_two_variants_differ_only_in_the_action():
         alert_vars = {k: v for k, v in _action_vars(cli_rule).items() if k in ALERT_VARS}
         assert {"k2_alert_name", "k2_alert_starts_at", "k2_alert_fingerprint"} <= alert_vars.keys()
         assert _action_vars(controller_rule) == alert_vars
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_the_conditions_match_every_forwarded_field_with_the_playbook_s_own_pattern(variant):
+    """The remediation refuses an alert field that is not in Alertmanager's form (module_utils/offload_alert_event.py):
+    the rules match the same patterns, so the loop never starts a run that the playbook would refuse."""
+    field_of = {"labels.table": "table", "labels.job": "job", "startsAt": "started_at", "fingerprint": "fingerprint"}
+    for rule in _load(VARIANTS[variant])["rules"]:
+        patterns = dict(re.findall(r'event\.(\S+) is match\("\^(.*?)\$"\)', rule["condition"]))
+        forwarded = {re.search(r"event\.(\S+) }}", v).group(1) for k, v in _action_vars(rule).items() if k in VARIABLES}
+        # The alert name is compared for equality in the condition; every other forwarded field is matched.
+        assert forwarded - {"labels.alertname"} == set(patterns), (rule["name"], patterns)
+        assert {field_of[f]: p for f, p in patterns.items()} == {field_of[f]: PATTERNS[field_of[f]][0] for f in patterns}
 
 
 def test_the_webhook_listens_on_loopback_unless_told_otherwise():

@@ -1,15 +1,14 @@
 """offload_alert_event: the alert that started a run is data. Every field has Alertmanager's form or stops the run
-with one line naming its variable; the rulebooks' conditions hold the very same patterns, so the loop never starts a
-run that the playbook would refuse; the module answers the same through AnsibleModule."""
+with one line naming its variable; the module answers the same through AnsibleModule. (The rulebooks' conditions hold
+the very same patterns: tests/integration/test_eda_rules.py.)"""
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
 import pytest
-import yaml
 from module_harness import load_module, run_main
-from offload_alert_event import PATTERNS, SHOWN_CHARS, VARIABLES, AlertEventError, alert_event
+from offload_alert_event import SHOWN_CHARS, VARIABLES, AlertEventError, alert_event
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = ["bronze_trades_binance", "ohlcv_1h"]
@@ -92,25 +91,6 @@ def test_a_misspelt_alert_variable_is_refused_not_dropped():
                                               r"k2_alert_table, k2_alert_job, k2_alert_starts_at, k2_alert_fingerprint\): "
                                               r"this run changes nothing\.$"):
         alert_event({**GOOD, "k2_alert_start_at": "2026-12-07T10:00:00Z"}, TABLES)
-
-
-def _rule_patterns(path: Path) -> list[dict]:
-    """Per rule: the event field -> the pattern its condition matches it against (anchors stripped)."""
-    rules = yaml.safe_load(path.read_text())[0]["rules"]
-    return [dict(re.findall(r'event\.(\S+) is match\("\^(.*?)\$"\)', rule["condition"])) for rule in rules]
-
-
-@pytest.mark.parametrize("variant", ["iceberg-offload-cli.yml", "iceberg-offload-controller.yml"])
-def test_the_rulebooks_conditions_hold_the_same_patterns_for_every_field_they_forward(variant):
-    path = ROOT / "extensions" / "eda" / "rulebooks" / variant
-    field_of = {"labels.table": "table", "labels.job": "job", "startsAt": "started_at", "fingerprint": "fingerprint"}
-    rules = yaml.safe_load(path.read_text())[0]["rules"]
-    for rule, patterns in zip(rules, _rule_patterns(path)):
-        extra_vars = (rule["action"].get("run_playbook") or rule["action"]["run_job_template"]["job_args"])["extra_vars"]
-        forwarded = {re.search(r"event\.(\S+) }}", v).group(1) for k, v in extra_vars.items() if k in VARIABLES}
-        # The alert name is compared for equality in the condition; every other forwarded field is matched.
-        assert forwarded - {"labels.alertname"} == set(patterns), (rule["name"], patterns)
-        assert {field_of[f]: p for f, p in patterns.items()} == {field_of[f]: PATTERNS[field_of[f]][0] for f in patterns}
 
 
 def test_the_module_answers_the_same(monkeypatch):
