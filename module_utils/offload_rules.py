@@ -86,8 +86,13 @@ LOG_CLASSES = (
                               r"ClickHouse.*unreachable", re.I)),
     ("process", re.compile(r"Exit code: (?!0\b)\d+|CalledProcessError|Failed to initialize Spark|"
                            r"Failed to write to Iceberg|OutOfMemoryError|is not running|No such container|"
-                           r"JDBC driver not found|Permission denied|Unhandled exception", re.I)),
+                           r"JDBC driver not found|ClassNotFoundException|No suitable driver|Permission denied|"
+                           r"Unhandled exception", re.I)),
 )
+# K2's job loads the JDBC driver when it reads: a missing driver prints "Failed to read from ClickHouse: ..." and the
+# ClassNotFoundException on a later line of the same message. ClickHouse was never asked; Spark's image is at fault.
+JDBC_DRIVER_MISSING = re.compile(r"ClassNotFoundException:?\s*com\.clickhouse|No suitable driver|"
+                                 r"JDBC driver not found", re.I)
 FINAL_RUN_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 # Causes within a scenario that change the remediation (remediate.yml reads `causes`, never the evidence prose).
 CLICKHOUSE_MEMORY = re.compile(r"MEMORY_LIMIT_EXCEEDED|Code: 241|% of its .* limit")
@@ -110,9 +115,12 @@ def classify_line(line: str) -> str | None:
 def classify_lines(lines) -> dict:
     """{class: [lines]} for the lines that match a class (at most 5 kept per class)."""
     found: dict[str, list[str]] = {}
-    split = [part for entry in lines or [] if isinstance(entry, str) for part in entry.splitlines()]
-    for line in split:
+    split = [(part, bool(JDBC_DRIVER_MISSING.search(entry)))
+             for entry in lines or [] if isinstance(entry, str) for part in entry.splitlines()]
+    for line, driver_missing in split:
         cls = classify_line(line)
+        if cls == "connection" and driver_missing:
+            cls = "process"
         if cls and line.strip()[:300] not in found.get(cls, []) and len(found.setdefault(cls, [])) < 5:
             found[cls].append(line.strip()[:300])
     return found

@@ -89,19 +89,35 @@ def read_cold(warehouse, target_table: str, columns: list[str], ts_col: str, low
     return pa.concat_tables(pieces, promote_options="permissive")
 
 
-def _as_keys(table, columns: list[str]):
-    """One comparable string per column: timestamps as UTC microseconds, everything else as text."""
+def _decimal_scales(tables, columns: list[str]) -> dict[str, int]:
+    """The larger scale of each decimal column over both tiers: 1.50000000 in Decimal(18, 8) must meet 1.5 in
+    Decimal(38, 10) at one scale to be the same text."""
+    import pyarrow as pa
+    scales: dict[str, int] = {}
+    for table in tables:
+        for name in columns:
+            kind = table.schema.field(name).type
+            if pa.types.is_decimal(kind):
+                scales[name] = max(scales.get(name, 0), kind.scale)
+    return scales
+
+
+def _as_keys(table, columns: list[str], decimal_scales: dict[str, int]):
+    """One comparable string per column, by meaning: timestamps as UTC microseconds, booleans as 0/1, decimals at
+    the scale both tiers share, the rest as text."""
     import pyarrow as pa
     import pyarrow.compute as pc
     arrays = []
     for name in columns:
         col = table.column(name)
+        if pa.types.is_dictionary(col.type):  # LowCardinality, if the server sends it as a dictionary
+            col = pc.cast(col, col.type.value_type)
         if pa.types.is_timestamp(col.type):
             col = pc.cast(pc.cast(col, pa.timestamp("us", tz=col.type.tz)), pa.int64())
         elif pa.types.is_boolean(col.type):
             col = pc.cast(col, pa.int8())
-        elif pa.types.is_decimal(col.type):
-            col = pc.cast(col, pa.decimal128(38, 8))
+        elif pa.types.is_decimal(col.type):  # 76 digits: a wider scale never overflows a Decimal(38, S)
+            col = pc.cast(col, pa.decimal256(76, decimal_scales[name]))
         arrays.append(pc.fill_null(pc.cast(col, pa.string()), NULL_TOKEN))
     return pa.table(arrays, names=columns)
 
@@ -113,12 +129,13 @@ def compare(hot, cold, columns: list[str], ts_col: str | None = None, window_sec
     which is what a repair of the cold tier needs (newest max_windows windows kept)."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    hot_counts = _as_keys(hot, columns).group_by(columns).aggregate([([], "count_all")])
+    scales = _decimal_scales([t for t in (hot, cold) if t is not None], columns)
+    hot_counts = _as_keys(hot, columns, scales).group_by(columns).aggregate([([], "count_all")])
     hot_counts = hot_counts.rename_columns([*columns, "hot_n"])
     if cold is None or cold.num_rows == 0:
         joined = hot_counts.append_column("cold_n", pa.array([0] * hot_counts.num_rows, pa.int64()))
     else:
-        cold_counts = _as_keys(cold, columns).group_by(columns).aggregate([([], "count_all")])
+        cold_counts = _as_keys(cold, columns, scales).group_by(columns).aggregate([([], "count_all")])
         cold_counts = cold_counts.rename_columns([*columns, "cold_n"])
         joined = hot_counts.join(cold_counts, keys=columns, join_type="full outer")
     diff = pc.subtract(pc.fill_null(joined.column("hot_n"), 0), pc.fill_null(joined.column("cold_n"), 0))
@@ -153,6 +170,46 @@ def _windows(ts_keys, missing_n, duplicated_n, window_seconds: int, max_windows:
     return out[-max_windows:]
 
 
+# ClickHouse's Arrow output carries some types by their storage, not their meaning: DateTime as uint32 seconds, Enum
+# as its number, and UUID not at all before 26.4 (UNKNOWN_TYPE). K2's Spark stores what the JDBC driver gives it
+# (a timestamp, the Enum's name, the UUID's text), so the hot rows are asked for in that form.
+_SENT_AS_TEXT = ("UUID", "IPv4", "IPv6", "Enum8(", "Enum16(")
+_NOT_IN_SELECT_STAR = ("MATERIALIZED", "ALIAS", "EPHEMERAL")
+
+
+def _stored_type(clickhouse_type: str) -> str:
+    """The type under Nullable(...) and LowCardinality(...), which change the storage, not the values."""
+    for wrapper in ("Nullable(", "LowCardinality("):
+        if clickhouse_type.startswith(wrapper):
+            return _stored_type(clickhouse_type[len(wrapper):-1])
+    return clickhouse_type
+
+
+def hot_expression(name: str, clickhouse_type: str) -> str:
+    """The SELECT item that sends column name by its meaning (see _SENT_AS_TEXT), under its own name."""
+    stored, quoted = _stored_type(clickhouse_type), f"`{name}`"
+    if stored.startswith("DateTime"):
+        return f"toDateTime64({quoted}, 6, 'UTC') AS {quoted}"
+    if stored == "Date":
+        return f"toDate32({quoted}) AS {quoted}"
+    if stored.startswith(_SENT_AS_TEXT):
+        return f"toString({quoted}) AS {quoted}"
+    return quoted
+
+
+def hot_columns(described_rows, select: str) -> dict[str, str]:
+    """{column: ClickHouse type} of the compared columns, in order: the configured list, or what SELECT * gives.
+    described_rows are DESCRIBE TABLE's rows (name, type, default kind, ...)."""
+    types = {row[0]: row[1] for row in described_rows}
+    if select == "*":
+        return {row[0]: row[1] for row in described_rows if row[2] not in _NOT_IN_SELECT_STAR}
+    wanted = [name.strip() for name in select.split(",")]
+    unknown = [name for name in wanted if name not in types]
+    if unknown:
+        raise ValueError(f"column(s) {', '.join(unknown)} not in the hot table")
+    return {name: types[name] for name in wanted}
+
+
 def table_truth(client, table: dict, upper: datetime | None, warehouse, written_warehouse: str,
                 database: str | None = None, window_seconds: int = 3600) -> dict:
     """Hot vs cold rows of one TABLE_CONFIG entry over [oldest hot row, upper] (upper = the watermark).
@@ -165,14 +222,29 @@ def table_truth(client, table: dict, upper: datetime | None, warehouse, written_
                 "windows": []}
     qualified = f"{database}.{source}" if database else source
     lower = client.query(f"SELECT min({ts_col}) FROM {qualified}").first_row[0]  # noqa: S608 - validated names
-    select = table.get("columns") or "*"
+    types = hot_columns(client.query(f"DESCRIBE TABLE {qualified}").result_rows, table.get("columns") or "*")
+    columns = list(types)
     fmt = "%Y-%m-%d %H:%M:%S.%f"  # explicit: clickhouse-connect would drop the sub-second part of a datetime
     upper_utc = upper.astimezone(tz.utc) if upper.tzinfo else upper.replace(tzinfo=tz.utc)
-    hot = client.query_arrow(f"SELECT {select} FROM {qualified} WHERE {ts_col} >= %(lo)s AND "  # noqa: S608
-                             f"{ts_col} <= %(hi)s", parameters={"lo": lower.strftime(fmt),
-                                                                  "hi": upper_utc.strftime(fmt)})
-    columns = select.split(",") if select != "*" else hot.column_names
+    # The window is applied to the stored column, inside; the outer SELECT only changes how values are sent.
+    hot = client.query_arrow(
+        f"SELECT {', '.join(hot_expression(name, kind) for name, kind in types.items())} "  # noqa: S608
+        f"FROM (SELECT {', '.join(f'`{name}`' for name in columns)} FROM {qualified} "
+        f"WHERE {ts_col} >= %(lo)s AND {ts_col} <= %(hi)s)",
+        parameters={"lo": lower.strftime(fmt), "hi": upper_utc.strftime(fmt)})
     lower_utc = lower.replace(tzinfo=tz.utc) if lower.tzinfo is None else lower
     cold = read_cold(warehouse, table["target"], columns, ts_col, lower_utc, upper_utc, written_warehouse)
     return {"table": source, "watermark": upper_utc.isoformat(), "window_start": lower_utc.isoformat(),
             **compare(hot, cold, columns, ts_col, window_seconds)}
+
+
+def pending_rows(client, table: dict, watermark: datetime | None, until: datetime, database: str | None = None) -> int:
+    """Hot rows newer than the watermark and no newer than until (what an offload starting now would read)."""
+    from datetime import timezone as tz
+    qualified = f"{database}.{table['source']}" if database else table["source"]
+    ts_col, fmt = table["timestamp_col"], "%Y-%m-%d %H:%M:%S.%f"
+    lower = (watermark or datetime(1970, 1, 1, tzinfo=tz.utc)).astimezone(tz.utc)
+    return int(client.query(f"SELECT count() FROM {qualified} WHERE {ts_col} > %(lo)s AND "  # noqa: S608 - validated
+                            f"{ts_col} <= %(hi)s", parameters={"lo": lower.strftime(fmt),
+                                                                "hi": until.astimezone(tz.utc).strftime(fmt)}
+                            ).first_row[0])

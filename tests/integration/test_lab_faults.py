@@ -87,7 +87,7 @@ def check_job_oom(lab):
 
 def check_jdbc_missing(lab):
     _failed_run_counts_errors(lab)
-    _failure_count_rises(lab, "JDBC driver not found")
+    _failure_count_rises(lab, "ClassNotFoundException: com.clickhouse.jdbc.ClickHouseDriver")
 
 
 def check_warehouse_permissions(lab):

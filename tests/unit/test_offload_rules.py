@@ -79,6 +79,26 @@ def test_classify_lines_keeps_at_most_five_per_class():
     assert len(found["process"]) == 5 and found["timeout"] == ["Offload timeout: t"]
 
 
+# As K2's job prints them (Py4J's message of a failed spark.read.jdbc, logged by the flow as one "Stderr:" record).
+K2_DRIVER_MISSING = ("  Stderr: 2026-12-07 10:00:01 - __main__ - ERROR - Failed to read from ClickHouse: An error "
+                     "occurred while calling o52.jdbc.\n: java.lang.ClassNotFoundException: "
+                     "com.clickhouse.jdbc.ClickHouseDriver\n\tat java.base/java.net.URLClassLoader.findClass")
+K2_JVM_START = ("  Stderr: ERROR - Failed to initialize Spark: [JAVA_GATEWAY_EXITED] Java gateway process exited "
+                "before sending its port number.")
+
+
+@pytest.mark.parametrize("entries, expected", [
+    ([K2_DRIVER_MISSING], {"process"}),  # never Scenario 2: ClickHouse was not asked
+    (K2_DRIVER_MISSING.split("\n")[1:], {"process"}),
+    ([K2_JVM_START], {"process"}),
+    (["Failed to read from ClickHouse: HTTPConnectionPool(host='clickhouse', port=8123): Connection refused"],
+     {"connection"}),
+    ([K2_DRIVER_MISSING, "Failed to read from ClickHouse: Connection refused"], {"process", "connection"}),
+])
+def test_a_missing_jdbc_driver_or_a_jvm_that_cannot_start_is_spark_not_clickhouse(entries, expected):
+    assert set(rules.classify_lines(entries)) == expected
+
+
 def test_tables_in_lines():
     lines = ["✗ Offload failed: bronze_trades_binance", "✗ Offload timeout: silver_trades (exceeded 10 minutes)",
              "RuntimeError: Offload failed for ohlcv_1m: boom", "Watermark not found for table: ohlcv_5m. Run",

@@ -99,15 +99,19 @@ def test_relocate_strips_only_slashes_from_the_roots(location, written_root, loc
     assert offload_truth.relocate(location, written_root, local_root) == expected
 
 
+HOT_TYPES = [("ts", "DateTime64(6)", ""), ("seq", "UInt64", ""), ("price", "Decimal(18, 8)", ""),
+             ("note", "LowCardinality(String)", ""), ("note_length", "UInt64", "MATERIALIZED")]
+
+
 class FakeClickHouse:
-    """query() answers min(ts); query_arrow() the hot rows; both record what they were sent."""
+    """query() answers min(ts) and DESCRIBE TABLE; query_arrow() the hot rows; both record what they were sent."""
 
     def __init__(self, oldest: datetime, hot: pa.Table) -> None:
         self.oldest, self.hot, self.sent = oldest, hot, []
 
     def query(self, sql):
         self.sent.append((sql, None))
-        return type("Result", (), {"first_row": (self.oldest,)})()
+        return type("Result", (), {"first_row": (self.oldest,), "result_rows": HOT_TYPES})()
 
     def query_arrow(self, sql, parameters):
         self.sent.append((sql, parameters))
@@ -129,7 +133,9 @@ def test_truth_reads_hot_rows_from_the_oldest_one_to_the_watermark_and_compares_
     result = _truth(warehouse, client, watermark)
     assert client.sent == [
         ("SELECT min(ts) FROM k2.bronze_trades", None),
-        ("SELECT * FROM k2.bronze_trades WHERE ts >= %(lo)s AND ts <= %(hi)s",
+        ("DESCRIBE TABLE k2.bronze_trades", None),  # SELECT * leaves the MATERIALIZED column out
+        ("SELECT toDateTime64(`ts`, 6, 'UTC') AS `ts`, `seq`, `price`, `note` FROM (SELECT `ts`, `seq`, `price`, "
+         "`note` FROM k2.bronze_trades WHERE ts >= %(lo)s AND ts <= %(hi)s)",
          {"lo": "2026-01-01 00:00:00.000000", "hi": "2026-01-01 00:00:40.000005"}),  # UTC, to the microsecond
     ]
     assert result == {"table": "bronze_trades", "watermark": "2026-01-01T00:00:40.000005+00:00",
@@ -145,9 +151,10 @@ def test_truth_of_named_columns_without_database_counts_cold_rows_the_hot_tier_l
     result_no_db = offload_truth.table_truth(client, {**TABLE, "columns": "ts,seq"}, T0 + timedelta(seconds=30),
                                              warehouse["local"], warehouse["written"])
     assert client.sent[0] == ("SELECT min(ts) FROM k2.bronze_trades", None)
-    assert client.sent[1][0] == "SELECT ts,seq FROM k2.bronze_trades WHERE ts >= %(lo)s AND ts <= %(hi)s"
-    assert client.sent[1][1] == {"lo": "2026-01-01 00:00:10.000000", "hi": "2026-01-01 00:00:30.000000"}
-    assert client.sent[2] == ("SELECT min(ts) FROM bronze_trades", None)
+    assert client.sent[2][0] == ("SELECT toDateTime64(`ts`, 6, 'UTC') AS `ts`, `seq` FROM (SELECT `ts`, `seq` FROM "
+                                 "k2.bronze_trades WHERE ts >= %(lo)s AND ts <= %(hi)s)")
+    assert client.sent[2][1] == {"lo": "2026-01-01 00:00:10.000000", "hi": "2026-01-01 00:00:30.000000"}
+    assert client.sent[3:5] == [("SELECT min(ts) FROM bronze_trades", None), ("DESCRIBE TABLE bronze_trades", None)]
     assert (result["hot_rows"], result["cold_rows"], result["missing"], result["duplicated"]) == (2, 3, 0, 1)
     assert result["windows"] == [{"start": "2026-01-01T00:00:00+00:00", "end": "2026-01-01T00:01:00+00:00",
                                   "missing": 0, "duplicated": 1}]

@@ -1,10 +1,11 @@
 """Lab twin of K2's docker/offload/offload_generic.py: one incremental offload ClickHouse -> Iceberg.
 
 Same CLI, window, log lines, exit codes and weaknesses as K2 (fact sheet section 2):
-window ts > watermark AND ts <= now() - 5 min; plain append (no dedup); the watermark is updated after
-the commit, and a failed update still exits 0. Differences, by necessity: ClickHouse is read over HTTP
-(clickhouse-connect -> Arrow) instead of JDBC, Spark runs in local mode inside this process, and the
-Iceberg commit is made by pyiceberg (SqlCatalog) laid out like K2's Hadoop catalog.
+window ts > watermark AND ts <= now() - 5 min; plain append (no dedup); Spark starts before PostgreSQL is
+touched; the watermark is updated after the commit, and a failed update still exits 0. Differences, by
+necessity: ClickHouse is read by the JDBC stand-in (clickhouse_jdbc_standin.py, JDBC's types over HTTP),
+Spark runs in local mode inside this process, and the Iceberg commit is made by pyiceberg (SqlCatalog)
+laid out like K2's Hadoop catalog.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import time
 from datetime import timezone
 from pathlib import Path
 
+import clickhouse_jdbc_standin
 from watermark_pg import WatermarkManager, get_incremental_window
 
 log = logging.getLogger("offload_generic")
@@ -27,7 +29,6 @@ CLICKHOUSE_PORT = int(os.environ.get("CLICKHOUSE_PORT", "8123"))
 CLICKHOUSE_DB = "k2"
 BUFFER_MINUTES = int(os.environ.get("K2_OFFLOAD_BUFFER_MINUTES", "5"))
 ICEBERG_WAREHOUSE = os.environ.get("ICEBERG_WAREHOUSE", "/home/iceberg/warehouse")
-JDBC_DRIVER = os.environ.get("K2_JDBC_DRIVER", "/opt/spark/jars/clickhouse-jdbc-0.4.6-all.jar")
 IDENTIFIER = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 # Lab-only fault hooks: files in this directory switch on one failure each (see lab/faults.py).
 FAULT_DIR = Path(os.environ.get("LAB_FAULT_DIR", "/lab/faults"))
@@ -57,8 +58,6 @@ def parse_args(argv=None):
 
 
 def init_spark(source: str):
-    if not Path(JDBC_DRIVER).is_file():
-        raise FileNotFoundError(f"ClickHouse JDBC driver not found: {JDBC_DRIVER}")
     from pyspark.sql import SparkSession
     return (SparkSession.builder.master("local[1]").appName(f"K2-Offload-{source}")
             .config("spark.driver.host", "127.0.0.1").config("spark.driver.bindAddress", "127.0.0.1")
@@ -82,9 +81,10 @@ def _window_filter(args, start, end) -> str:
 
 
 def read_clickhouse(args, start, end):
-    return _clickhouse().query_arrow(f"SELECT {args.columns} FROM {args.source_table} "  # noqa: S608
-                                     f"WHERE {_window_filter(args, start, end)} "
-                                     f"ORDER BY {args.timestamp_col}, {args.sequence_col}")
+    return clickhouse_jdbc_standin.read(_clickhouse(), f"(SELECT {args.columns} FROM {args.source_table} "
+                                                       f"WHERE {_window_filter(args, start, end)} "
+                                                       f"ORDER BY {args.timestamp_col}, {args.sequence_col}) "
+                                                       f"AS incremental_query")
 
 
 def lab_stall(args, wm) -> None:
@@ -157,16 +157,15 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - %(message)s")
     args = parse_args(argv)
     started = time.time()
-    wm = WatermarkManager()
-    wm.recover_stale_running(args.source_table)
-    wm.mark_offload_running(args.source_table)
     try:
         spark = init_spark(args.source_table)
         log.info("✓ Spark session initialized")
-    except Exception as exc:  # noqa: BLE001 - K2 reports any init failure this way
+    except Exception as exc:  # noqa: BLE001 - K2 reports any init failure this way, before PostgreSQL is touched
         log.error("Failed to initialize Spark: %s", exc)
-        wm.mark_offload_failed(args.source_table, f"Failed to initialize Spark: {exc}")
         return 1
+    wm = WatermarkManager()
+    wm.recover_stale_running(args.source_table)
+    wm.mark_offload_running(args.source_table)
     lab_stall(args, wm)
     try:
         last_ts, last_seq = wm.get_watermark(args.source_table)
