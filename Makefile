@@ -12,8 +12,10 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 setup:
 	@scripts/bootstrap.sh
 
+# K2_SOURCE=<k2-market-data-platform checkout>: the conformance lane (docs/fidelity.md), K2's own job, watermark code
+# and DDLs on Spark 3.5 (scripts/spark35.sh builds it). One lab runs one lane: `make lab-down` to switch.
 lab-up: setup
-	@$(LAB) up
+	@$(if $(K2_SOURCE),scripts/spark35.sh && ,)$(LAB) up
 
 lab-down:
 	@if [ -x $(PY) ]; then $(LAB) down; else echo "lab-down: nothing to do (no venv)"; fi

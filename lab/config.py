@@ -13,6 +13,8 @@ LAB_LABEL = "io.k2-lab.managed"
 DEFAULT_PREFIX = "k2-"
 DEFAULT_STATE_DIR = PROJECT_ROOT / ".lab"
 TWINS_DIR = DEFAULT_STATE_DIR / "twins"  # lab/twin.py: each twin's state dir, and their inventory
+K2_JOB = "docker/offload/offload_generic.py"  # what makes a directory a K2 checkout
+SPARK35_VENV = PROJECT_ROOT / ".venv-spark35"  # scripts/spark35.sh: Spark 3.5 + Java Iceberg for K2's own job
 
 
 def _env(name: str, default: str) -> str:
@@ -41,11 +43,14 @@ class LabConfig:
     # "state" = K2's real one-row-per-table schema; "history" = the runbook's append-only layout.
     watermark_layout: str = field(default_factory=lambda: _env("WATERMARK_LAYOUT", "state"))
     # Layers whose tables the flow offloads (bronze always; silver/gold selectable).
-    layers: tuple[str, ...] = field(default_factory=lambda: tuple(_env("LAYERS", "bronze").split(",")))
+    layers: tuple[str, ...] = field(default_factory=lambda: tuple(
+        _env("LAYERS", "bronze,silver" if os.environ.get("K2_SOURCE") else "bronze").split(",")))
     feed_rows_per_second: int = field(default_factory=lambda: int(_env("FEED_ROWS_PER_SECOND", "20")))
     backfill_minutes: int = field(default_factory=lambda: int(_env("BACKFILL_MINUTES", "60")))
     # K2: task timeout 600 s, 2 retries 30 s apart, subflow retry after 300 s. The lab shortens them.
-    task_timeout_seconds: int = field(default_factory=lambda: int(_env("TASK_TIMEOUT_SECONDS", "30")))
+    # K2's own job starts a Spark 3.5 JVM per table (~20 s here): the conformance lane gives it K2's own timeout.
+    task_timeout_seconds: int = field(default_factory=lambda: int(_env(
+        "TASK_TIMEOUT_SECONDS", "600" if os.environ.get("K2_SOURCE") else "30")))
     task_retry_delay_seconds: int = field(default_factory=lambda: int(_env("TASK_RETRY_DELAY_SECONDS", "1")))
     subflow_retries: int = field(default_factory=lambda: int(_env("SUBFLOW_RETRIES", "0")))
     alert_for: str = field(default_factory=lambda: _env("ALERT_FOR", "4s"))
@@ -53,12 +58,25 @@ class LabConfig:
     early_warning_for: str = field(default_factory=lambda: _env("EARLY_WARNING_FOR", "15s"))
     scrape_interval: str = field(default_factory=lambda: _env("SCRAPE_INTERVAL", "2s"))
     jdbc_jar: str = "/opt/spark/jars/clickhouse-jdbc-0.4.6-all.jar"
+    # The conformance lane (docs/fidelity.md): a K2 checkout whose own job, watermark code and DDLs the lab runs,
+    # read from there at run time. Empty: the twin's own rewrite.
+    k2_source: str = field(default_factory=lambda: os.environ.get("K2_SOURCE", ""))
     state_dir: Path = field(default_factory=lambda: Path(_env("STATE_DIR", str(DEFAULT_STATE_DIR))))
 
     def __post_init__(self) -> None:
         if not re.fullmatch(r"[a-z0-9][a-z0-9_.-]*", self.prefix) or (
                 self.prefix != DEFAULT_PREFIX and self.instance == "true"):
             raise ValueError(f"K2_LAB_PREFIX {self.prefix!r}: lower-case letters, digits, '_', '.' or '-' (e.g. 'k2b-')")
+        if self.k2_source and not (Path(self.k2_source) / K2_JOB).is_file():
+            raise ValueError(f"K2_SOURCE {self.k2_source!r} is not a k2-market-data-platform checkout (no {K2_JOB})")
+        if self.k2_source and not self.is_main:
+            raise ValueError("K2_SOURCE: the conformance lane runs on the main lab only (K2's flow names "
+                             "k2-spark-iceberg)")
+
+    @property
+    def k2_checkout(self) -> Path | None:
+        """The K2 checkout of the conformance lane, or None for the twin."""
+        return Path(self.k2_source).resolve() if self.k2_source else None
 
     def container(self, service: str) -> str:
         """The container of `service` (its alias on the lab network: clickhouse, prefect-worker, spark-iceberg...)."""

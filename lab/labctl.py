@@ -19,11 +19,38 @@ import faults  # noqa: E402
 import lab_clients  # noqa: E402
 import offload_truth  # noqa: E402
 import stack  # noqa: E402
-from config import TWINS_DIR, LabConfig  # noqa: E402
+from config import SPARK35_VENV, TWINS_DIR, LabConfig  # noqa: E402
 from stack import LabError  # noqa: E402
 from table_config import TABLE_CONFIG, by_source  # noqa: E402
 
 DDL = stack.SERVICES / "clickhouse" / "ddl.sql"
+K2_SILVER_DDL = "docker/clickhouse/schema/05-silver-v2-migration.sql"  # K2's silver_trades v2: UUID, Enum8, ...
+SILVER_TABLE = "CREATE TABLE IF NOT EXISTS k2.silver_trades"
+
+
+def clickhouse_ddl(cfg: LabConfig) -> list[str]:
+    """The hot tier's DDL: the twin's, whose silver table the conformance lane takes from K2's checkout with its
+    real types (K2 ships no DDL file for its v2 bronze tables; the twin's follow K2's fact sheet)."""
+    statements = [s for s in DDL.read_text().split(";") if "CREATE" in s]
+    if cfg.k2_checkout:
+        k2_silver = next(s for s in (cfg.k2_checkout / K2_SILVER_DDL).read_text().split(";") if SILVER_TABLE in s)
+        statements = [k2_silver if SILVER_TABLE in s else s for s in statements]
+    return statements
+
+
+def _lane(cfg: LabConfig) -> str:
+    return f"K2's own code from {cfg.k2_checkout}" if cfg.k2_checkout else "the twin's own code"
+
+
+def _check_lane(cfg: LabConfig) -> None:
+    """One lab runs one lane: K2's Hadoop-catalog tables and the twin's SQL catalog never share a warehouse."""
+    marker = cfg.state_dir / "lane"
+    if marker.exists() and marker.read_text() != _lane(cfg):
+        raise LabError(f"the lab runs {marker.read_text()}, not {_lane(cfg)}: `make lab-down` first")
+    if cfg.k2_checkout and not (SPARK35_VENV / ".requirements.sha").exists():
+        raise LabError(f"{SPARK35_VENV.name} missing: run scripts/spark35.sh (make lab-up K2_SOURCE=... does)")
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    marker.write_text(_lane(cfg))
 
 
 def _tables(cfg: LabConfig) -> list[dict]:
@@ -37,6 +64,7 @@ def up(cfg: LabConfig, args) -> int:
     if foreign:
         print(f"replacing a lab from another checkout ({', '.join(foreign)})")
         down(cfg, argparse.Namespace(images=False))
+    _check_lane(cfg)
     built = stack.build_images(dc)
     if built:
         print(f"built images: {', '.join(built)}")
@@ -56,9 +84,8 @@ def up(cfg: LabConfig, args) -> int:
         ["/usr/lib/postgresql/15/bin/pg_isready", "-q", "-h", "127.0.0.1", "-U", "postgres"]).exit_code == 0)
     stack.wait_for(clickhouse, lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_clickhouse}/ping"))
     ch = lab_clients.clickhouse(cfg, database="default")
-    for statement in DDL.read_text().split(";"):
-        if "CREATE" in statement:
-            ch.command(statement)
+    for statement in clickhouse_ddl(cfg):
+        ch.command(statement)
     prefect = lab_clients.Prefect(cfg)
     stack.wait_for(server, prefect.healthy, timeout=120)
     for name in (cfg.container("prefect-worker"), cfg.container("feed")):
@@ -71,11 +98,17 @@ def up(cfg: LabConfig, args) -> int:
         if res.exit_code != 0:
             raise LabError(f"deployment failed: {res.output.decode(errors='replace').strip()[-400:]}") from None
         print("deployed iceberg-offload-main/iceberg-offload-15min (schedule paused)")
-    if stack.ensure_spark_cds_archive(dc, cfg):
+    if cfg.k2_checkout:
+        res = dc.containers.get(cfg.container("spark-iceberg")).exec_run(
+            ["python3", "/lab/services/conformance/create_cold_tables.py", *cfg.layers])
+        if res.exit_code != 0:
+            raise LabError(f"K2's Iceberg DDL failed: {res.output.decode(errors='replace').strip()[-600:]}")
+        print(f"{cfg.container('spark-iceberg')}: K2's cold tables ({', '.join(cfg.layers)}) from K2's Iceberg DDL")
+    elif stack.ensure_spark_cds_archive(dc, cfg):
         print(f"{cfg.container('spark-iceberg')}: built the Spark driver's class-data archive")
     stack.wait_for("worker polling pool iceberg-offload", prefect.worker_online, timeout=60)
     stack.wait_for("offload metrics", lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_metrics}/metrics"))
-    print(f"lab up in {time.monotonic() - started:.1f} s")
+    print(f"lab up in {time.monotonic() - started:.1f} s, running {_lane(cfg)}")
     return 0
 
 

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import docker
-from config import DEFAULT_STATE_DIR, LAB_LABEL, PROJECT_ROOT, LabConfig
+from config import DEFAULT_STATE_DIR, LAB_LABEL, PROJECT_ROOT, SPARK35_VENV, LabConfig
 from docker.errors import NotFound
 
 LAB = PROJECT_ROOT / "lab"
@@ -159,7 +159,7 @@ def service_specs(cfg: LabConfig) -> list[dict]:
     # The flow `docker exec`s into the Spark container by name; K2's name is the flow's default, so only a twin passes
     # its own (the main lab's worker spec, and so its digest, stays as it was).
     spark_env = {} if spark == FLOW_SPARK_CONTAINER else {"K2_SPARK_CONTAINER": spark}
-    return [
+    specs = [
         dict(name=cfg.container("prefect-db"), image="k2-lab/postgres:1", aliases=["prefect-db"], mem="512m",
              ports={5432: cfg.port_postgres},
              volumes={cfg.volume("pgdata"): "/var/lib/postgresql/data"},
@@ -217,6 +217,31 @@ def service_specs(cfg: LabConfig) -> list[dict]:
                       "--storage.path=/tmp/alertmanager", f"--web.listen-address=127.0.0.1:{cfg.port_alertmanager}",
                       f"--web.external-url=http://127.0.0.1:{cfg.port_alertmanager}", "--cluster.listen-address="]),
     ]
+    if cfg.k2_checkout:
+        conform_to_k2(cfg.k2_checkout, {s["name"]: s for s in specs}, cfg)
+    return specs
+
+
+K2_WATERMARK_DDL = "/k2/offload-watermarks.sql"
+
+
+def conform_to_k2(k2: Path, specs: dict, cfg: LabConfig) -> None:
+    """The conformance lane: K2's own files, read from the checkout at run time, where K2 has them. PostgreSQL
+    initialises the watermark table from K2's DDL as it is; the Spark container runs K2's offload job and
+    watermark_pg.py on Spark 3.5 with the Java Iceberg runtime (.venv-spark35); only the job's JDBC read of
+    ClickHouse is answered by the stand-in (sitecustomize.py)."""
+    db = specs[cfg.container("prefect-db")]
+    db["binds"][str(k2 / "docker/postgres/ddl/offload-watermarks.sql")] = K2_WATERMARK_DDL
+    db["env"]["WATERMARK_DDL"] = K2_WATERMARK_DDL
+    spark = specs[cfg.container("spark-iceberg")]
+    del spark["binds"][str(SERVICES / "offload")]  # the twin's job
+    spark["binds"].update({str(k2 / "docker/offload"): "/home/iceberg/offload",
+                           str(k2 / "docker/iceberg/ddl"): "/home/iceberg/ddl",
+                           str(SPARK35_VENV): str(SPARK35_VENV)})
+    spark["env"].pop("PYSPARK_SUBMIT_ARGS")  # the twin's driver tuning is for its own Spark 4 jars
+    spark["env"].update({"PATH": f"{SPARK35_VENV}/bin:/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin",
+                         "PYTHONPATH": "/lab/services/conformance:/lab/services/offload",
+                         "SPARK_LOCAL_IP": "127.0.0.1"})
 
 
 EARLY_WARNING_RULES = "k2-offload-early-warning.rules.yml"

@@ -75,22 +75,24 @@ STATUSES = {
     "blind": "no fault found, but at least one probe did not answer: the diagnosis cannot vouch for that component",
 }
 
+# What makes "Failed to read from ClickHouse" ClickHouse's fault rather than the JDBC driver's (JDBC_DRIVER_MISSING).
+CONNECTION_CAUSE = re.compile(r"Connection refused|Name or service not known|Temporary failure in name resolution|"
+                              r"No route to host|MEMORY_LIMIT_EXCEEDED|Code: 241|Max retries exceeded|ConnectionError|"
+                              r"Connection reset|ClickHouse.*unreachable", re.I)
 # Log-line classes, most specific first; a line gets the first class that matches.
 LOG_CLASSES = (
     ("timeout", re.compile(r"Offload timeout|TimeoutExpired|timed out after|exceeded \d+ minutes", re.I)),
     ("watermark", re.compile(r"Watermark not found|Failed to (get|update) watermark|duplicate key|"
                              r"constraint violation|violates not-null|offload_watermarks", re.I)),
-    ("connection", re.compile(r"Failed to read from ClickHouse|Connection refused|Name or service not known|"
-                              r"Temporary failure in name resolution|No route to host|MEMORY_LIMIT_EXCEEDED|"
-                              r"Code: 241|Max retries exceeded|ConnectionError|Connection reset|"
-                              r"ClickHouse.*unreachable", re.I)),
+    ("connection", re.compile(r"Failed to read from ClickHouse|" + CONNECTION_CAUSE.pattern, re.I)),
     ("process", re.compile(r"Exit code: (?!0\b)\d+|CalledProcessError|Failed to initialize Spark|"
                            r"Failed to write to Iceberg|OutOfMemoryError|is not running|No such container|"
                            r"JDBC driver not found|ClassNotFoundException|No suitable driver|Permission denied|"
                            r"Unhandled exception", re.I)),
 )
 # K2's job loads the JDBC driver when it reads: a missing driver prints "Failed to read from ClickHouse: ..." and the
-# ClassNotFoundException on a later line of the same message. ClickHouse was never asked; Spark's image is at fault.
+# ClassNotFoundException on a later line (which a log extract may have dropped). ClickHouse was never asked; Spark's
+# image is at fault.
 JDBC_DRIVER_MISSING = re.compile(r"ClassNotFoundException:?\s*com\.clickhouse|No suitable driver|"
                                  r"JDBC driver not found", re.I)
 FINAL_RUN_STATES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
@@ -115,12 +117,12 @@ def classify_line(line: str) -> str | None:
 def classify_lines(lines) -> dict:
     """{class: [lines]} for the lines that match a class (at most 5 kept per class)."""
     found: dict[str, list[str]] = {}
-    split = [(part, bool(JDBC_DRIVER_MISSING.search(entry)))
-             for entry in lines or [] if isinstance(entry, str) for part in entry.splitlines()]
-    for line, driver_missing in split:
+    split = [part for entry in lines or [] if isinstance(entry, str) for part in entry.splitlines()]
+    driver_missing = any(JDBC_DRIVER_MISSING.search(line) for line in split)
+    for line in split:
         cls = classify_line(line)
-        if cls == "connection" and driver_missing:
-            cls = "process"
+        if cls == "connection" and driver_missing and not CONNECTION_CAUSE.search(line):
+            cls = "process"  # K2's bare "Failed to read from ClickHouse: An error occurred while calling o52.jdbc."
         if cls and line.strip()[:300] not in found.get(cls, []) and len(found.setdefault(cls, [])) < 5:
             found[cls].append(line.strip()[:300])
     return found

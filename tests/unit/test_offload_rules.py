@@ -94,6 +94,10 @@ K2_JVM_START = ("  Stderr: ERROR - Failed to initialize Spark: [JAVA_GATEWAY_EXI
     (["Failed to read from ClickHouse: HTTPConnectionPool(host='clickhouse', port=8123): Connection refused"],
      {"connection"}),
     ([K2_DRIVER_MISSING, "Failed to read from ClickHouse: Connection refused"], {"process", "connection"}),
+    # the run's error line alone, beside the driver line from another record of the same run
+    (["ERROR - Failed to read from ClickHouse: An error occurred while calling o52.jdbc.",
+      "java.lang.ClassNotFoundException: com.clickhouse.jdbc.ClickHouseDriver"], {"process"}),
+    (["ERROR - Failed to read from ClickHouse: An error occurred while calling o52.jdbc."], {"connection"}),
 ])
 def test_a_missing_jdbc_driver_or_a_jvm_that_cannot_start_is_spark_not_clickhouse(entries, expected):
     assert set(rules.classify_lines(entries)) == expected

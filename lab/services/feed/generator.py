@@ -15,6 +15,7 @@ import random
 import signal
 import sys
 import time
+import uuid
 from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -45,9 +46,10 @@ def _trade_rows(exchange: str, stamps: list[datetime]):
         bronze.append([ts, seq, symbol, price, qty, (price * qty).quantize(Decimal("1e-8")), ts, next(_offset),
                        random.randint(0, 2), ingested.replace(microsecond=0)])
         canonical = symbol.replace("/", "").replace("-", "").replace("XBT", "BTC").replace("USDT", "USD")
-        silver.append([f"{exchange}-{seq}-{next(_offset)}", str(next(_offset)), exchange, symbol, canonical,
+        # K2's silver v2 types: message_id UUID, side Enum8('BUY' = 1, 'SELL' = 2, ...), asset_class Enum8.
+        silver.append([str(uuid.uuid4()), str(next(_offset)), exchange, symbol, canonical,
                        "crypto", "USD", price, qty, (price * qty).quantize(Decimal("1e-8")),
-                       random.choice(("buy", "sell")), ts, ingested, ingested,
+                       random.choice(("BUY", "SELL")), ts, ingested, ingested,
                        None if exchange == "kraken" else seq, None, True, [], {}, []])
     return bronze, silver
 

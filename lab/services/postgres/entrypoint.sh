@@ -1,6 +1,7 @@
 #!/bin/bash
 # k2-prefect-db: PostgreSQL 15 from the host's Debian packages. First start: initdb, role, database,
-# and the watermark DDL of the chosen layout (like /docker-entrypoint-initdb.d on K2's first init).
+# and the watermark DDL of the chosen layout, or K2's own file in the conformance lane (WATERMARK_DDL), like
+# /docker-entrypoint-initdb.d on K2's first init.
 set -euo pipefail
 BIN=/usr/lib/postgresql/15/bin
 export PGDATA=/var/lib/postgresql/data
@@ -16,9 +17,9 @@ CREATE ROLE "$POSTGRES_USER" LOGIN PASSWORD :'pw';
 CREATE DATABASE "$POSTGRES_DB" OWNER "$POSTGRES_USER";
 SQL
   runuser -u postgres -- psql -v ON_ERROR_STOP=1 -q -U "$POSTGRES_USER" -d "$POSTGRES_DB" \
-    -f "/docker-entrypoint-initdb.d/offload-watermarks-${WATERMARK_LAYOUT:-state}.sql"
+    -f "${WATERMARK_DDL:-/docker-entrypoint-initdb.d/offload-watermarks-${WATERMARK_LAYOUT:-state}.sql}"
   runuser -u postgres -- "$BIN/pg_ctl" -w stop >/dev/null
-  echo "k2-prefect-db: initialised (watermark layout: ${WATERMARK_LAYOUT:-state})"
+  echo "k2-prefect-db: initialised (watermark DDL: ${WATERMARK_DDL:-layout ${WATERMARK_LAYOUT:-state}})"
 fi
 exec setpriv --reuid=postgres --regid=postgres --init-groups "$BIN/postgres" -c listen_addresses='*' -c fsync=off -c timezone=UTC \
   -c log_timezone=UTC -c max_connections=200
