@@ -7,7 +7,7 @@ LAB := $(PY) lab/labctl.py
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup demo test lint lint-code bench lab-up lab-down lab-status lab-fault lab-clear lab-cycle lab-verify loop-up loop-down health-check post-incident capacity-report watermark-maintenance lab-twin-up lab-twin-down lab-twin-status mutation
+.PHONY: setup demo test conformance lint lint-code bench lab-up lab-down lab-status lab-fault lab-clear lab-cycle lab-verify loop-up loop-down health-check post-incident capacity-report watermark-maintenance lab-twin-up lab-twin-down lab-twin-status mutation
 
 setup:
 	@scripts/bootstrap.sh
@@ -86,8 +86,15 @@ lint-code: setup
 
 # Two lanes (scripts/test.sh): the integration tests on the lab; beside them ansible-lint, the unit tests, tests/lab,
 # the read-only module tests, then the tests that mostly wait (on_a_twin) on twin d standing in for the lab.
-test: lab-up lint-code
+# The conformance lane (tests/integration/test_k2_conformance.py) runs last in lane 1 when a K2 checkout is there
+# (K2_SOURCE, else ../shared/upstream/k2-market-data-platform); the rest runs on the twin, whatever K2_SOURCE says.
+test: setup lint-code
+	@env -u K2_SOURCE $(LAB) up
 	@VENV=$(VENV) PYTEST_ARGS="$(PYTEST_ARGS)" scripts/test.sh
+
+# Just the conformance lane, on a user's own K2 checkout: make conformance K2_SOURCE=<path>.
+conformance: setup lint-code
+	@$(VENV)/bin/pytest -p no:cacheprovider -p no:randomly -ra tests/integration/test_k2_conformance.py $(PYTEST_ARGS)
 
 bench: lab-up
 	@$(PY) bench/bench.py $(SECTIONS)

@@ -19,6 +19,9 @@ description:
     options and the same findings; running them in one process saves a module start per probe.
   - A probe that fails, rejects its input or does not answer within O(probe_timeout) is a finding - its component
     is reported unreachable (C(blind) unless a down container explains it) - never the end of the diagnosis.
+  - The only write is the warehouse probe. It creates and removes one empty file in O(docker.warehouse_path), as
+    the Spark container's user, because only a write says whether Spark can write there. It runs in check mode
+    too, leaves nothing behind, and RV(changed) stays false.
   - When failures are seen but no rule matches, the status is C(unknown) with the evidence; it never guesses.
     Prometheus is optional - on a stock K2 the metrics are not exported, so every rule also stands on PostgreSQL
     and Prefect signals alone.
@@ -120,6 +123,12 @@ options:
         type: dict
         required: true
       jdbc_driver_path: {description: The ClickHouse JDBC driver in the Spark container., type: str, required: true}
+      warehouse_path:
+        description:
+          - The warehouse in the Spark container. Whether Spark can write there is probed by creating and removing
+            one empty file as the container's user (mode and owner would not say it).
+        type: str
+        default: /home/iceberg/warehouse
       timeout: {description: Seconds to wait for each Docker API call., type: int, default: 10}
   network_name:
     description: The stack's Docker network ClickHouse must be attached to.
@@ -137,10 +146,6 @@ options:
     description: Allowed difference between a watermark and the cold tier's committed maximum.
     type: float
     default: 1.0
-  warehouse_mode:
-    description: Expected mode of the Iceberg warehouse directory.
-    type: str
-    default: "0775"
 requirements:
   - psycopg2, clickhouse-connect, pyiceberg and the Docker SDK for Python on the host the module runs on; a
     missing one makes its probe blind, not the module fail.
@@ -315,12 +320,12 @@ def argument_spec() -> dict:
         "alertmanager_url": {"type": "str", "default": ""},
         "docker": _section({"containers": {"type": "dict", "required": True},
                             "jdbc_driver_path": {"type": "str", "required": True},
+                            "warehouse_path": {"type": "str", "default": "/home/iceberg/warehouse"},
                             "timeout": {"type": "int", "default": 10}}, required=True),
         "network_name": {"type": "str", "required": True},
         "probe_timeout": {"type": "int", "default": 60},
         "memory_threshold": {"type": "float", "default": 0.9},
         "watermark_tolerance_seconds": {"type": "float", "default": 1.0},
-        "warehouse_mode": {"type": "str", "default": "0775"},
     }
 
 
@@ -345,10 +350,12 @@ def read_docker(reporter) -> dict:
     try:
         api = connect(params["timeout"])
     except DockerUnavailable as exc:
-        return {"reachable": False, "error": str(exc), "containers": {}, "errors": {}, "processes": {}, "files": []}
+        return {"reachable": False, "error": str(exc), "containers": {}, "errors": {}, "processes": {}, "files": [],
+                "writable": []}
     try:
         return gather(api, list(names.values()), [names["clickhouse"]], [names["spark"]],
-                      [{"container": names["spark"], "path": params["jdbc_driver_path"]}])
+                      [{"container": names["spark"], "path": params["jdbc_driver_path"]}],
+                      [{"container": names["spark"], "path": params["warehouse_path"]}])
     finally:
         api.close()
 
@@ -421,7 +428,7 @@ def main() -> None:
         "docker": raw.pop("docker"), "jdbc_path": p["docker"]["jdbc_driver_path"],
         "probes": raw})
     result = triage(facts, sources, memory_threshold=p["memory_threshold"],
-                    watermark_tolerance_seconds=p["watermark_tolerance_seconds"], warehouse_mode=p["warehouse_mode"])
+                    watermark_tolerance_seconds=p["watermark_tolerance_seconds"])
     module.exit_json(changed=False, facts=to_json_safe(facts), summary_lines=summary_lines(result),
                      probe_seconds={probe.probe: probe.seconds for probe in probes}, **to_json_safe(result))
 

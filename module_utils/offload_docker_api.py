@@ -71,17 +71,26 @@ def _exec(api, container: str, argv: list[str]) -> dict:
         return {"rc": None, "output": "", "error": f"exec in {container} failed: {api_reason(exc)}"}
 
 
+# Whether the container's own user can write a directory: create and remove one empty file there. Mode and owner
+# would not say it (ACLs, capabilities, a read-only mount, the user Spark runs as).
+WRITE_PROBE = ["sh", "-c", 'f="$1/.k2-offload-write-probe.$$" && : > "$f" && rm -f "$f"', "write-probe"]
+
+
 def gather(api, containers: list[str], memory_of: list[str], processes_in: list[str],
-           file_checks: list[dict]) -> dict:
+           file_checks: list[dict], write_checks: list[dict] = ()) -> dict:
     """Everything at once. A container the API could not read lands in `errors` (its state is unknown, which is
-    not 'absent'); memory is read only from running containers."""
+    not 'absent'); memory is read only from running containers. write_checks ({container, path}) are the only
+    writes: one empty file created and removed in each path, as the container's user."""
     with ThreadPoolExecutor(max_workers=8) as pool:
         inspects = {name: pool.submit(_inspect, api, name) for name in containers}
         stats = {name: pool.submit(api.stats, name, stream=False, one_shot=True) for name in memory_of}
         ps = {name: pool.submit(_exec, api, name, ["ps", "-eo", "pid=,etimes=,args="]) for name in processes_in}
         files = [(check, pool.submit(_exec, api, check["container"], ["test", "-f", check["path"]]))
                  for check in file_checks]
-        result = {"reachable": True, "error": None, "containers": {}, "errors": {}, "processes": {}, "files": []}
+        writes = [(check, pool.submit(_exec, api, check["container"], [*WRITE_PROBE, check["path"]]))
+                  for check in write_checks]
+        result = {"reachable": True, "error": None, "containers": {}, "errors": {}, "processes": {}, "files": [],
+                  "writable": []}
         for name, future in inspects.items():
             try:
                 info = future.result()
@@ -102,6 +111,11 @@ def gather(api, containers: list[str], memory_of: list[str], processes_in: list[
             present = None if run["rc"] is None else run["rc"] == 0
             result["files"].append({"container": check["container"], "path": check["path"], "present": present,
                                     "error": run["error"]})
+        for check, future in writes:
+            run = future.result()
+            result["writable"].append({"container": check["container"], "path": check["path"],
+                                       "writable": None if run["rc"] is None else run["rc"] == 0,
+                                       "error": run["error"] or (run["output"].strip()[:300] or None)})
     if result["errors"]:
         result["error"] = "; ".join(f"{name}: {why}" for name, why in sorted(result["errors"].items()))
     return result

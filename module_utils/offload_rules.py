@@ -78,7 +78,8 @@ STATUSES = {
 # What makes "Failed to read from ClickHouse" ClickHouse's fault rather than the JDBC driver's (JDBC_DRIVER_MISSING).
 CONNECTION_CAUSE = re.compile(r"Connection refused|Name or service not known|Temporary failure in name resolution|"
                               r"No route to host|MEMORY_LIMIT_EXCEEDED|Code: 241|Max retries exceeded|ConnectionError|"
-                              r"Connection reset|ClickHouse.*unreachable", re.I)
+                              r"Connection reset|ClickHouse.*unreachable|UnknownHostException|ConnectException|"
+                              r"Connect timed out", re.I)
 # Log-line classes, most specific first; a line gets the first class that matches.
 LOG_CLASSES = (
     ("timeout", re.compile(r"Offload timeout|TimeoutExpired|timed out after|exceeded \d+ minutes", re.I)),
@@ -149,6 +150,25 @@ def container_down(state: dict | None) -> str | None:
     return None
 
 
+# K2's containers run with `restart: unless-stopped`: one that crashes is started again by Docker and looks
+# healthy. A restart by the policy within this window (one offload interval) is still a finding.
+RESTART_WINDOW_SECONDS = 900
+SCENARIO_OF_CONTAINER = {"prefect_worker": 1, "clickhouse": 2, "spark": 3}
+
+
+def restarted_by_docker(state: dict | None, now: datetime) -> str | None:
+    """Evidence line if Docker's restart policy restarted the running container within RESTART_WINDOW_SECONDS."""
+    state = state or {}
+    count, started = state.get("restart_count") or 0, parse_utc(state.get("started_at"))
+    if state.get("status") != "running" or not count or started is None:
+        return None
+    seconds = (now - started).total_seconds()
+    if seconds > RESTART_WINDOW_SECONDS:
+        return None
+    return (f"container restarted {count} time(s) by Docker's restart policy, the last {seconds / 60:.0f} min ago: "
+            "it crashes and heals itself")
+
+
 class Triage:
     """Collects evidence per scenario and table; `result()` orders the scenarios as the runbook's tree."""
 
@@ -190,7 +210,7 @@ def ttl_headroom(clickhouse: dict, watermarks: dict, now: datetime) -> dict:
 
 
 def triage(facts: dict, tables: list[str], now: datetime | None = None, watermark_tolerance_seconds: float = 1.0,
-           memory_threshold: float = 0.9, warehouse_mode: str = "0775") -> dict:
+           memory_threshold: float = 0.9) -> dict:
     """Apply the runbook's decision tree to gathered facts. Missing facts are skipped, never guessed."""
     now = now or datetime.now(timezone.utc)
     t = Triage()
@@ -247,6 +267,13 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
                                 "evidence": [f"{container}: {down[key]}"],
                                 "consequences": consequences, "next_action": ROOT_CAUSE_NEXT[key]})
 
+    # A container its restart policy keeps bringing back: its scenario's evidence, although it runs now.
+    for key, scenario in SCENARIO_OF_CONTAINER.items():
+        name = names.get(key, DEFAULT_CONTAINERS[key])
+        restarted = restarted_by_docker(containers.get(name), now) if docker_known else None
+        if restarted:
+            t.add(scenario, f"{name}: {restarted}")
+
     # Scenario 1: the worker.
     worker_down = down.get("prefect_worker")
     if worker_down:
@@ -284,10 +311,10 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
         t.add(3, f"{spark_name}: {spark_down}")
     if spark.get("jdbc_present") is False:
         t.add(3, f"JDBC driver missing: {spark.get('jdbc_path')}")
-    wh = iceberg.get("warehouse") or {}
-    if wh.get("exists") and (wh.get("mode") != warehouse_mode or wh.get("uid") not in (None, spark.get("expected_uid", 0))):
-        t.add(3, f"warehouse {wh.get('path', '')} mode {wh.get('mode')} owner uid {wh.get('uid')} "
-                 f"(expected {warehouse_mode}, uid {spark.get('expected_uid', 0)})")
+    write = spark.get("warehouse_write") or {}
+    if write.get("writable") is False:
+        t.add(3, f"{spark_name} cannot write its warehouse {write.get('path')} as its own user"
+                 f"{': ' + write['error'] if write.get('error') else ''}")
     explained = bool(classes.get("connection") or classes.get("watermark") or classes.get("timeout")
                      or 1 in t.evidence or 2 in t.evidence)
     for line in classes.get("process", []):
@@ -355,12 +382,29 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
             "causes": {
                 "clickhouse_memory": any(CLICKHOUSE_MEMORY.search(e) for e in t.evidence.get(2, [])),
                 "spark_oom": any(SPARK_OOM.search(e) for e in t.evidence.get(3, [])),
+                "warehouse_not_writable": write.get("writable") is False,
                 "volume_spike_tables": sorted(spike_tables),
                 "orphan_processes": len(orphans) if orphans and not prefect.get("running_runs") else 0,
                 "long_running_queries": len(slow_queries)},
             "ttl_headroom_seconds": headroom,
             "min_ttl_headroom_seconds": min(headroom.values()) if headroom else None,
-            "prometheus_metrics_exported": bool(alerts.get("reachable")) and alerts.get("metrics_empty") is False}
+            "prometheus_metrics_exported": bool(alerts.get("reachable")) and alerts.get("metrics_empty") is False,
+            "monitoring_not_deployed": monitoring_not_deployed(facts)}
+
+
+def monitoring_not_deployed(facts: dict) -> list[str]:
+    """What of the runbook's monitoring the stack does not deploy. A stock K2 runs Prometheus only: its compose
+    mounts no rules directory, there is no Alertmanager, and no process exports the offload metrics. Not deployed is
+    not blind (nothing failed to answer), but the runbook's alert can never fire there."""
+    alerts = facts.get("alerts") or {}
+    missing = []
+    if alerts.get("reachable") and alerts.get("rule_loaded") is False:
+        missing.append("alert rule IcebergOffloadConsecutiveFailures (Prometheus loads no such rule)")
+    if not isinstance(facts.get("alertmanager"), dict):
+        missing.append("Alertmanager (k2_alertmanager_url is empty)")
+    if alerts.get("reachable") and alerts.get("metrics_empty"):
+        missing.append("offload metrics (none exported)")
+    return missing
 
 
 def blind_probes(facts: dict, down: dict, scenarios: list[dict]) -> list[dict]:
@@ -453,12 +497,14 @@ def facts_from_raw(raw: dict) -> dict:
     spark_ok = ps.get("rc") == 0
     ps_error = str(ps.get("error") or ps.get("output") or "").strip()
     jdbc = next((f for f in docker.get("files") or [] if f.get("container") == spark_name), {})
+    write = next((w for w in docker.get("writable") or [] if w.get("container") == spark_name), {})
     probes["spark"] = {"reachable": False if not spark_ok and (containers.get(spark_name) or {}).get("status")
                        == "running" else None,
                        "error": None if spark_ok else f"ps in the Spark container failed: {ps_error[:200]} "
                                                       f"(rc {ps.get('rc')})",
                        "jdbc_path": raw.get("jdbc_path") or jdbc.get("path"),
                        "jdbc_present": jdbc.get("present") if spark_ok else None,
+                       "warehouse_write": write if spark_ok else {},
                        "offload_processes": parse_offload_processes(ps.get("output") or "") if spark_ok else []}
     return {"network_name": raw.get("network_name"), "container_names": names, "containers": containers, **probes}
 
@@ -491,6 +537,11 @@ def summary_lines(result: dict) -> list[str]:
         worst = min(result["ttl_headroom_seconds"], key=result["ttl_headroom_seconds"].get)
         lines.append(f"TTL headroom: {hours:.1f} h for {worst} before ClickHouse deletes rows not yet offloaded"
                      + (" - DATA LOSS POSSIBLE: escalate" if hours <= 0 else ""))
-    if not result.get("prometheus_metrics_exported"):
+    if result.get("monitoring_not_deployed"):
+        lines.append(f"MONITORING NOT DEPLOYED: {'; '.join(result['monitoring_not_deployed'])}. "
+                     "IcebergOffloadConsecutiveFailures cannot fire or reach anyone here, so the alert-driven loop "
+                     "cannot start: roll the monitoring out (docs/eda.md, 'What a stack needs').")
+    if not result.get("prometheus_metrics_exported") and not any(
+            m.startswith("offload metrics") for m in result.get("monitoring_not_deployed") or []):
         lines.append("Prometheus offload metrics absent: diagnosis stands on PostgreSQL and Prefect signals.")
     return lines

@@ -2,8 +2,8 @@
 with the product's truth check (module_utils/offload_truth.py), so that a bug there cannot hide in both:
 
 - hot: plain SQL counts over ClickHouse's HTTP interface (urllib; not clickhouse-connect);
-- cold: the Iceberg catalog's current metadata location (sqlite3), the snapshot's manifest list and manifests
-  read with fastavro (not pyiceberg), and the live data files' rows read with pyarrow.
+- cold: the Iceberg catalog's current metadata location (sqlite3, or K2's version hint), the snapshot's manifest list
+  and manifests read with fastavro (not pyiceberg), and the live data files' rows read with pyarrow.
 
 It counts: `missing` = hot rows in the window minus distinct cold rows in it (the cold tier only ever holds rows
 copied from the hot one), `duplicated` = cold rows minus distinct cold rows.
@@ -43,15 +43,26 @@ def _local(path: str, warehouse: Path) -> Path:
     return warehouse / path[len(WRITTEN_WAREHOUSE):].lstrip("/") if path.startswith(WRITTEN_WAREHOUSE) else Path(path)
 
 
+def _metadata_location(warehouse: Path, target: str) -> str | None:
+    """The table's current metadata file: from the twin's SQL catalog, or from K2's Hadoop catalog's version hint
+    (the conformance lane, where K2's own Spark wrote the table)."""
+    namespace, name = target.split(".")
+    catalog = warehouse / "catalog.db"
+    if catalog.exists():
+        with sqlite3.connect(catalog) as db:
+            row = db.execute("SELECT metadata_location FROM iceberg_tables WHERE table_namespace = ? AND "
+                             "table_name = ?", (namespace, name)).fetchone()
+        return row[0] if row else None
+    hint = warehouse / namespace / name / "metadata" / "version-hint.text"
+    return str(hint.parent / f"v{hint.read_text().strip()}.metadata.json") if hint.exists() else None
+
+
 def live_data_files(warehouse: Path, target: str) -> list[Path]:
     """The Parquet files of the table's current snapshot, from the catalog and the Avro manifests."""
-    namespace, name = target.split(".")
-    with sqlite3.connect(warehouse / "catalog.db") as db:
-        row = db.execute("SELECT metadata_location FROM iceberg_tables WHERE table_namespace = ? AND table_name = ?",
-                         (namespace, name)).fetchone()
-    if not row:
+    location = _metadata_location(warehouse, target)
+    if location is None:
         return []
-    metadata = json.loads(_local(row[0], warehouse).read_text())
+    metadata = json.loads(_local(location, warehouse).read_text())
     snapshot = next((s for s in metadata.get("snapshots", [])
                      if s["snapshot-id"] == metadata.get("current-snapshot-id")), None)
     if snapshot is None:

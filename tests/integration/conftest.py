@@ -242,24 +242,50 @@ def clean_lab(lab):
     time.sleep(0.5)
 
 
-def _rebuild(layout: str) -> None:
-    env = {**os.environ, "K2_LAB_WATERMARK_LAYOUT": layout}
+# A K2 checkout for the conformance lane (docs/fidelity.md): $K2_SOURCE, else the one beside this repository. Taken
+# out of the environment: every other test runs on the twin, whose LabConfig must not read it.
+K2_CHECKOUT = Path(os.environ.pop("K2_SOURCE", "") or stack.PROJECT_ROOT.parent / "shared/upstream/k2-market-data-platform")
+
+
+def _relaunch(env: dict) -> None:
+    """The main lab down and up again with env (another lane or layout)."""
     for cmd in (["down"], ["up"]):
-        subprocess.run([sys.executable, str(stack.PROJECT_ROOT / "lab" / "labctl.py"), *cmd], check=True,
-                       capture_output=True, env=env, timeout=600)
+        proc = subprocess.run([sys.executable, str(stack.PROJECT_ROOT / "lab" / "labctl.py"), *cmd],
+                              capture_output=True, text=True, env=env, timeout=900)
+        assert proc.returncode == 0, f"labctl {cmd[0]}: {(proc.stdout + proc.stderr)[-1500:]}"
 
 
 @pytest.fixture(scope="session")
 def history_lab():
     """The lab rebuilt in the runbook's history layout, once for every test that needs it (they run last, see
     pytest_collection_modifyitems); the default state layout is restored at the end of the session."""
-    _rebuild("history")
+    _relaunch({**os.environ, "K2_LAB_WATERMARK_LAYOUT": "history"})
     os.environ["K2_LAB_WATERMARK_LAYOUT"] = "history"
     try:
         yield Lab()
     finally:
         os.environ.pop("K2_LAB_WATERMARK_LAYOUT", None)
-        _rebuild("state")
+        _relaunch({**os.environ, "K2_LAB_WATERMARK_LAYOUT": "state"})
+
+
+@pytest.fixture(scope="session")
+def k2_lab():
+    """The main lab rebuilt in the conformance lane - K2's own job, watermark code and DDLs from K2_CHECKOUT - once
+    for every test that needs it (they run last, see pytest_collection_modifyitems); the twin is restored after.
+    Skipped, with its reason, when no K2 checkout is there."""
+    if not (K2_CHECKOUT / "docker/offload/offload_generic.py").is_file():
+        pytest.skip(f"no K2 checkout at {K2_CHECKOUT} (set K2_SOURCE): the conformance lane needs K2's own code")
+    subprocess.run([str(stack.PROJECT_ROOT / "scripts/spark35.sh")], check=True, timeout=900)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("K2_LAB_")}
+    _relaunch({**env, "K2_SOURCE": str(K2_CHECKOUT)})
+    os.environ["K2_SOURCE"] = str(K2_CHECKOUT)
+    try:
+        the_lab = Lab()
+        the_lab.clear()
+        yield the_lab
+    finally:
+        os.environ.pop("K2_SOURCE", None)
+        _relaunch(env)
 
 
 def _file_order() -> str:
@@ -275,7 +301,8 @@ def pytest_report_header():
 
 def pytest_collection_modifyitems(items):
     """Files run as collected, or reversed / shuffled (K2_TEST_FILE_ORDER=reverse | random:<seed>: no file may depend
-    on the files run before it); each file keeps its own order. Tests on the history layout run last, together."""
+    on the files run before it); each file keeps its own order. Tests on the history layout run last, together, and the
+    conformance lane's after them."""
     order = _file_order()
     files = list(dict.fromkeys(item.path for item in items))
     if order == "reverse":
@@ -283,4 +310,5 @@ def pytest_collection_modifyitems(items):
     elif order:
         random.Random(order.partition(":")[2]).shuffle(files)
     rank = {path: i for i, path in enumerate(files)}
-    items.sort(key=lambda item: ("history_lab" in getattr(item, "fixturenames", ()), rank[item.path]))
+    items.sort(key=lambda item: ("history_lab" in getattr(item, "fixturenames", ()),
+                                 "k2_lab" in getattr(item, "fixturenames", ()), rank[item.path]))

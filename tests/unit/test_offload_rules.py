@@ -288,7 +288,8 @@ def test_clickhouse_down_does_not_also_blame_spark_for_docker_exec():
 @pytest.mark.parametrize("mutate,evidence", [
     (lambda f: f["containers"]["k2-spark-iceberg"].update(status="exited", exit_code=0), "k2-spark-iceberg"),
     (lambda f: f["spark"].update(jdbc_present=False, jdbc_path="/opt/spark/jars/x.jar"), "JDBC driver missing"),
-    (lambda f: f["iceberg"]["warehouse"].update(mode="0555", uid=65534), "mode 0555"),
+    (lambda f: f["spark"].update(warehouse_write={"path": "/home/iceberg/warehouse", "writable": False}),
+     "cannot write its warehouse"),
     (lambda f: f["prefect"].update(flow_runs=[failed_run("✗ Offload failed: bronze_trades_binance", "  Exit code: 137")]),
      "Exit code: 137"),
 ])
@@ -339,15 +340,15 @@ def test_timeout_with_spike_and_orphans_is_scenario_5():
     evidence = " ".join(result["scenarios"][0]["evidence"])
     assert "12000000 rows" in evidence and "orphans" in evidence
     assert result["failing_tables"] == ["bronze_trades_binance"]
-    assert result["causes"] == {"clickhouse_memory": False, "spark_oom": False,
+    assert result["causes"] == {"clickhouse_memory": False, "spark_oom": False, "warehouse_not_writable": False,
                                 "volume_spike_tables": ["bronze_trades_binance"], "orphan_processes": 1,
                                 "long_running_queries": 0}
 
 
 def test_healthy_stack_has_no_causes():
     causes = rules.triage(healthy_facts(), TABLES, now=NOW)["causes"]
-    assert causes == {"clickhouse_memory": False, "spark_oom": False, "volume_spike_tables": [],
-                      "orphan_processes": 0, "long_running_queries": 0}
+    assert causes == {"clickhouse_memory": False, "spark_oom": False, "warehouse_not_writable": False,
+                      "volume_spike_tables": [], "orphan_processes": 0, "long_running_queries": 0}
 
 
 @pytest.mark.parametrize("line, cause", [
@@ -549,11 +550,10 @@ def test_worker_down_evidence_names_the_configured_worker_container():
      "k2-spark-iceberg: container exited (exit code 137, OOMKilled)"),
     (3, lambda f: f["spark"].update(jdbc_present=False, jdbc_path="/opt/spark/jars/x.jar"),
      "JDBC driver missing: /opt/spark/jars/x.jar"),
-    (3, lambda f: f["iceberg"]["warehouse"].update(path="/warehouse", mode="0555"),
-     "warehouse /warehouse mode 0555 owner uid 0 (expected 0775, uid 0)"),
-    # the right mode but a foreign owner is just as unwritable
-    (3, lambda f: f["iceberg"]["warehouse"].update(path="/warehouse", uid=1000),
-     "warehouse /warehouse mode 0775 owner uid 1000 (expected 0775, uid 0)"),
+    (3, lambda f: f["spark"].update(warehouse_write={"path": "/home/iceberg/warehouse", "writable": False,
+                                                       "error": "sh: 1: cannot create ...: Permission denied"}),
+     "k2-spark-iceberg cannot write its warehouse /home/iceberg/warehouse as its own user: sh: 1: cannot create ...: "
+     "Permission denied"),
 ])
 def test_each_clickhouse_and_spark_rule_alone_is_its_scenario_with_its_evidence(scenario, mutate, evidence):
     facts = healthy_facts()
@@ -847,7 +847,7 @@ def test_the_whole_facts_of_a_healthy_read():
         "prefect": {"reachable": True, "error": None, "flow_runs": []},  # the async wrapper's keys are dropped
         "docker": {"reachable": True},
         "spark": {"reachable": None, "error": None, "jdbc_path": "/opt/j.jar", "jdbc_present": True,
-                  "offload_processes": [{"pid": 42, "elapsed_seconds": 75, "table": "t1",
+                  "warehouse_write": {}, "offload_processes": [{"pid": 42, "elapsed_seconds": 75, "table": "t1",
                                          "args": "python3 /home/iceberg/offload/offload_generic.py --source-table t1"}]}}
 
 
@@ -864,7 +864,7 @@ def test_a_failed_ps_names_its_output_and_exit_code_and_reads_no_job_or_jar(stat
                                                          "error": None}})
     spark = rules.facts_from_raw({"container_names": {"spark": "k2-spark-iceberg"}, "docker": docker})["spark"]
     assert spark == {"reachable": reachable, "error": "ps in the Spark container failed: OCI runtime exec failed (rc 126)",
-                     "jdbc_path": "/opt/j.jar", "jdbc_present": None, "offload_processes": []}
+                     "jdbc_path": "/opt/j.jar", "jdbc_present": None, "warehouse_write": {}, "offload_processes": []}
 
 
 def test_a_spark_container_never_read_is_not_read_and_a_long_error_is_cut():
@@ -923,3 +923,82 @@ def test_the_whole_summary_without_a_scenario(status, line):
         line, "TTL headroom: 0.0 h for t1 before ClickHouse deletes rows not yet offloaded - DATA LOSS POSSIBLE: escalate"]
     result.update(min_ttl_headroom_seconds=36, ttl_headroom_seconds={"t1": 36})
     assert rules.summary_lines(result)[-1] == "TTL headroom: 0.0 h for t1 before ClickHouse deletes rows not yet offloaded"
+
+
+def _stock_k2_monitoring(facts):
+    """What a stock K2 deploys: Prometheus with no rules loaded, no Alertmanager probed, no offload metric."""
+    facts["alerts"].update(rule_loaded=False, metrics_empty=True)
+    facts.pop("alertmanager", None)
+    return facts
+
+
+def test_a_stock_k2s_monitoring_is_not_deployed_not_blind_and_the_stack_is_healthy():
+    result = rules.triage(_stock_k2_monitoring(healthy_facts()), TABLES, now=NOW)
+    assert result["status"] == "healthy" and result["blind"] == [] and not result["alerting_blind"]
+    assert result["monitoring_not_deployed"] == [
+        "alert rule IcebergOffloadConsecutiveFailures (Prometheus loads no such rule)",
+        "Alertmanager (k2_alertmanager_url is empty)", "offload metrics (none exported)"]
+    lines = rules.summary_lines(result)
+    assert not any("BLIND" in line for line in lines)
+    assert sum(line.startswith("MONITORING NOT DEPLOYED: ") for line in lines) == 1
+    assert any("alert-driven loop cannot start" in line for line in lines)
+    assert not any(line.startswith("Prometheus offload metrics absent") for line in lines)  # said once, above
+
+
+def test_deployed_monitoring_that_does_not_answer_is_still_blind():
+    facts = healthy_facts()
+    facts["alertmanager"] = {"reachable": False, "error": "Connection refused"}
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert result["status"] == "blind" and result["alerting_blind"]
+    assert result["monitoring_not_deployed"] == []
+
+
+def test_deployed_monitoring_is_not_reported_missing():
+    facts = healthy_facts()
+    facts["alerts"]["rule_loaded"] = True
+    facts["alertmanager"] = {"reachable": True}
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert result["monitoring_not_deployed"] == []
+    assert not any(line.startswith("MONITORING") for line in rules.summary_lines(result))
+
+
+@pytest.mark.parametrize("write, finding", [
+    ({"writable": True}, False),
+    ({"writable": None, "error": "exec in k2-spark-iceberg failed: 409"}, False),  # not known: no finding
+    ({"writable": False}, True),
+])
+def test_only_a_failed_write_as_sparks_user_is_a_warehouse_finding_whatever_the_mode_and_owner(write, finding):
+    facts = healthy_facts()
+    facts["iceberg"]["warehouse"].update(mode="0755", uid=1000)  # K2: the operator's checkout, Spark runs as root
+    facts["spark"]["warehouse_write"] = {"path": "/home/iceberg/warehouse", **write}
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert result["causes"]["warehouse_not_writable"] is finding
+    assert scenario_numbers(result) == ([3] if finding else [])
+
+
+@pytest.mark.parametrize("container, scenario", [("k2-prefect-worker", 1), ("k2-clickhouse", 2),
+                                                 ("k2-spark-iceberg", 3)])
+def test_a_container_that_crashes_and_heals_itself_with_its_restart_policy_is_still_a_finding(container, scenario):
+    facts = healthy_facts()
+    facts["containers"].setdefault(container, {"name": container, "exists": True, "status": "running"})
+    facts["containers"][container].update(status="running", restart_count=4,
+                                          started_at=(NOW - timedelta(minutes=3)).isoformat())
+    result = rules.triage(facts, TABLES, now=NOW)
+    assert scenario_numbers(result) == [scenario]
+    assert result["scenarios"][0]["evidence"] == [
+        f"{container}: container restarted 4 time(s) by Docker's restart policy, the last 3 min ago: it crashes and "
+        "heals itself"]
+
+
+@pytest.mark.parametrize("update", [
+    {"restart_count": 4, "started_at_minutes": 16},   # restarted long ago: healed
+    {"restart_count": 0, "started_at_minutes": 1},    # started by hand (docker restart does not count)
+    {"restart_count": 4, "started_at_minutes": None},
+])
+def test_no_restart_by_the_policy_within_the_window_is_no_finding(update):
+    facts = healthy_facts()
+    minutes = update["started_at_minutes"]
+    facts["containers"]["k2-clickhouse"].update(
+        restart_count=update["restart_count"],
+        started_at=None if minutes is None else (NOW - timedelta(minutes=minutes)).isoformat())
+    assert scenario_numbers(rules.triage(facts, TABLES, now=NOW)) == []
