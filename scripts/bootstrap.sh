@@ -47,4 +47,12 @@ if [ ! -x "$EDA_VENV/bin/ansible-rulebook" ] || [ "$(cat "$eda_stamp" 2>/dev/nul
   "$EDA_VENV/bin/pip" install -q -r requirements-eda.txt -c constraints-eda.txt 2>&1 | { grep -v 'is ignored: it is neither' || true; }
   echo "$eda_want" > "$eda_stamp"
 fi
+# K2 pins ClickHouse 24.3: the truth check's queries also run on a 24.x engine (chdb 2.0.4 is 24.5), in a venv of
+# its own (its chdb and the project's chdb-core are one module name). tests/unit/test_offload_truth_types.py.
+CH24_VENV=${CH24_VENV:-.venv-clickhouse24}
+if [ ! -x "$CH24_VENV/bin/python" ] || ! "$CH24_VENV/bin/python" -c 'import chdb, pyarrow' 2>/dev/null; then
+  log "creating venv $CH24_VENV (the ClickHouse 24.5 engine)"
+  python3 -m venv "$CH24_VENV"
+  "$CH24_VENV/bin/pip" install -q chdb==2.0.4 pyarrow==26.0.1 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+fi
 log "ready"

@@ -11,7 +11,8 @@ import subprocess
 import lab_clients
 import pytest
 from ansible_run import ROOT, run_playbook
-from conftest import K2_CHECKOUT, TABLE, diagnose, remediate
+from conftest import K2_CHECKOUT, TABLE, diagnose, last_diagnosis, remediate
+from test_lab_faults import assert_diagnosed, assert_escalated_to_people, assert_health_check_needs_a_human, assert_recovered
 
 import offload_rules
 
@@ -71,14 +72,11 @@ def test_k2s_own_failure_is_diagnosed_and_remediated_with_no_row_lost_or_doubled
         wm = _failing_run(lab)  # what K2's job leaves in PostgreSQL: str() of the exception, without its log prefix
         assert wm["status"] == "failed", wm
         assert set(offload_rules.classify_lines([wm["last_error_message"]])) == {error_class}, wm
-    report = diagnose()
-    assert report["scenarios"][0]["scenario"] == fault.scenario, report["scenarios"]
+    assert_diagnosed(lab, fault)
     rc, report, output, _ = remediate()
-    assert rc == 0, output[-3000:]
-    assert report["status"] == "recovered", report
-    assert report["verification"]["flow_run"]["state_type"] == "COMPLETED"
-    assert lab.wm()["status"] == "success"
+    assert_recovered(lab, fault, rc, report, output)  # the twin's assertions (test_lab_faults.py), on K2's code
     _assert_every_table_clean(lab, (TABLE,))
+    assert_health_check_needs_a_human(last_diagnosis(), fault)
 
 
 def test_a_jdbc_driver_k2s_jvm_cannot_load_is_scenario_3_and_escalated_untouched(k2):
@@ -91,8 +89,10 @@ def test_a_jdbc_driver_k2s_jvm_cannot_load_is_scenario_3_and_escalated_untouched
     assert [s["scenario"] for s in report["scenarios"]] == [3], report["scenarios"]
     rc, report, output, _ = remediate()
     assert rc != 0 and "ESCALATE" in output and "Rebuild the Spark image" in output, output[-3000:]
+    assert report["status"] == "escalated", report
     spark = lab.container("spark-iceberg")
     assert spark.exec_run(["test", "-f", lab.cfg.jdbc_jar]).exit_code != 0  # nothing pretended to fix it
+    assert_escalated_to_people(lab, report, "code or infrastructure change needed")
 
 
 def test_the_lane_runs_k2s_files_from_the_checkout_unmodified(k2_lab):

@@ -1,11 +1,14 @@
-"""The truth check compares values by meaning, not by Arrow type: a real ClickHouse engine (chdb, in process) holds
-K2's hot types (DateTime, DateTime64, UUID, Enum8, LowCardinality, Decimal, Nullable, Bool, Date) and an Iceberg
-table holds the same rows as K2's Spark writes them through JDBC (timestamps in UTC, UUID and Enum as text, Decimal
-(38, 8), BIGINT). A complete copy must read 0 missing / 0 duplicated; one changed value must read 1 / 1."""
+"""The truth check compares values by meaning, not by Arrow type. A real ClickHouse engine (chdb) holds K2's hot types
+(DateTime, DateTime64, UUID, Enum8, LowCardinality, Decimal, Nullable, Bool, Date), on the current engine and on 24.5
+(K2 pins 24.3). An Iceberg table holds the same rows as K2's Spark writes them through JDBC: timestamps in UTC, UUID
+and Enum as text, Decimal(38, 8), BIGINT. A complete copy must read 0 missing / 0 duplicated; one changed value must
+read 1 / 1."""
 from __future__ import annotations
 
+import subprocess
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
+from pathlib import Path
 from types import SimpleNamespace
 
 import offload_truth
@@ -59,15 +62,21 @@ class ChdbClient:
     def __init__(self, session) -> None:
         self.session = session
 
+    def text(self, sql: str) -> str:
+        return str(self.session.query(sql, "TabSeparatedWithNamesAndTypes"))
+
+    def arrow(self, sql: str) -> pa.Table:
+        return self.session.query(sql, "ArrowTable")
+
     def query(self, sql, parameters=None):
-        lines = str(self.session.query(self._bound(sql, parameters), "TabSeparatedWithNamesAndTypes")).splitlines()
+        lines = self.text(self._bound(sql, parameters)).splitlines()
         kinds = lines[1].split("\t")
         rows = [tuple(datetime.fromisoformat(value) if kind.startswith("DateTime") else value
                       for kind, value in zip(kinds, line.split("\t"))) for line in lines[2:]]
         return SimpleNamespace(first_row=rows[0], result_rows=rows)
 
     def query_arrow(self, sql, parameters):
-        return self.session.query(self._bound(sql, parameters), "ArrowTable")
+        return self.arrow(self._bound(sql, parameters))
 
     @staticmethod
     def _bound(sql, parameters):
@@ -189,3 +198,53 @@ def test_pending_rows_are_those_after_the_watermark_up_to_the_runs_window_end(ho
     table = {"source": "silver", "timestamp_col": "timestamp"}
     mark = None if watermark_s is None else T0 + timedelta(seconds=watermark_s, milliseconds=250)
     assert offload_truth.pending_rows(hot, table, mark, T0 + timedelta(seconds=until_s), database="k2") == expected
+
+
+# K2 pins ClickHouse 24.3. chdb 2.0.4 (engine 24.5, scripts/bootstrap.sh's .venv-clickhouse24) runs in its own
+# process: its module and the project's chdb-core share one name. Its tables live in a directory, so that each
+# call (one process) sees the same data.
+CLICKHOUSE_24 = Path(__file__).resolve().parents[2] / ".venv-clickhouse24/bin/python"
+RUN_ON_24 = ("import sys\nfrom chdb import session\ns = session.Session(sys.argv[1])\n"
+             "for q in sys.argv[3:-1]:\n    s.query(q)\nsys.stdout.buffer.write(s.query(sys.argv[-1], sys.argv[2]).bytes())")
+
+
+class Clickhouse24Client(ChdbClient):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def run(self, fmt: str, *statements: str) -> bytes:
+        proc = subprocess.run([str(CLICKHOUSE_24), "-c", RUN_ON_24, str(self.path), fmt, *statements],
+                              capture_output=True, timeout=120)
+        if proc.returncode:
+            raise RuntimeError(proc.stderr.decode(errors="replace").strip().splitlines()[-1])
+        return proc.stdout
+
+    def text(self, sql: str) -> str:
+        return self.run("TabSeparatedWithNamesAndTypes", sql).decode()
+
+    def arrow(self, sql: str) -> pa.Table:
+        return pa.ipc.open_stream(self.run("ArrowStream", sql)).read_all()
+
+
+@pytest.fixture(scope="module")
+def hot_24(tmp_path_factory):
+    if not CLICKHOUSE_24.exists():
+        pytest.skip(f"{CLICKHOUSE_24.parent.parent.name} missing (scripts/bootstrap.sh makes it)")
+    client = Clickhouse24Client(tmp_path_factory.mktemp("clickhouse24"))
+    client.run("TSV", "CREATE DATABASE IF NOT EXISTS k2", HOT_DDL,
+               f"INSERT INTO k2.silver VALUES {', '.join(_hot_values(i) for i in range(3))}", "SELECT version()")
+    return client
+
+
+def test_on_clickhouse_24_a_uuid_cannot_be_sent_as_arrow_but_the_truth_check_reads_it_by_meaning(hot_24, cold_writer):
+    with pytest.raises(RuntimeError, match="UNKNOWN_TYPE"):
+        hot_24.arrow("SELECT message_id FROM k2.silver")
+    result = _truth(hot_24, cold_writer(_cold_rows()))
+    assert (result["hot_rows"], result["cold_rows"], result["missing"], result["duplicated"]) == (3, 3, 0, 0)
+
+
+@pytest.mark.parametrize("column, value", [("message_id", "00000000-0000-0000-0000-000000000000"), ("side", "sell"),
+                                           ("ingestion_timestamp", T0 + timedelta(seconds=1))])
+def test_on_clickhouse_24_one_changed_value_is_one_missing_and_one_duplicated_row(hot_24, cold_writer, column, value):
+    result = _truth(hot_24, cold_writer(_cold_rows(**{column: value})))
+    assert (result["missing"], result["duplicated"]) == (1, 1)
