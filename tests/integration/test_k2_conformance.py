@@ -110,6 +110,7 @@ def test_the_example_production_inventory_copied_as_the_readme_says_diagnoses_k2
     an ansible-vault-encrypted vault.yml, override what differs. What differs here is only what the lab publishes
     differently from a stock compose stack. No warehouse path, no Alertmanager: a stock K2 has them from its
     compose (the Spark container's mount) or not at all."""
+    assert k2_lab.cycle(timeout=600)["state_type"] == "COMPLETED"  # the newest run healthy, whatever ran before
     env_dir = tmp_path / "k2-env"
     shutil.copytree(ROOT / "inventory/example-production", env_dir)  # group_vars/all, a link, copied as files
     (env_dir / "hosts.yml").write_text(
