@@ -25,7 +25,7 @@ def table_recovery(table: str, before: str | None, after: dict, pending_rows: in
                (pending_rows == 0): with such rows, the job read them and did not record them (K2's update-failure
                path also exits 0), which is not a recovery.
     """
-    timestamp, status = after.get("timestamp"), after.get("status") or "success"
+    timestamp, status = after.get("timestamp"), after.get("status")
     failures = after.get("failure_count") or 0
     if status == "failed":
         return _verdict(table, False, None, f"status failed, failure_count {failures}")

@@ -20,6 +20,7 @@ LATER = "2026-12-07T10:15:00+00:00"
     ({"timestamp": BEFORE, "status": "running", "failure_count": 0}, 12, False, None),
     ({"timestamp": BEFORE, "status": "running", "failure_count": 0}, None, False, None),  # nobody counted
     ({"timestamp": LATER, "status": "failed", "failure_count": 1}, 0, False, None),
+    ({"timestamp": LATER, "status": "failed", "failure_count": 0}, 0, False, None),  # failed, whatever else it says
     ({"timestamp": BEFORE, "status": "success", "failure_count": 0}, 0, False, None),  # not touched by the run
     ({"timestamp": LATER, "status": "success", "failure_count": 2}, 0, False, None),
     ({"timestamp": None, "status": None, "failure_count": None}, 5, False, None),
@@ -41,6 +42,12 @@ def test_the_reasons_name_what_was_seen():
                                "failure_count 0)")
     quiet = offload_recovery.table_recovery("t", BEFORE, {"timestamp": BEFORE, "status": "running"}, 0)
     assert "not a fault" in quiet["reason"]
+    failed = offload_recovery.table_recovery("t", BEFORE, {"timestamp": LATER, "status": "failed", "failure_count": 2}, 0)
+    assert failed["reason"] == "t: status failed, failure_count 2"
+    advanced = offload_recovery.table_recovery("t", BEFORE, {"timestamp": LATER, "status": "success"}, 0)
+    assert advanced["reason"] == f"t: watermark {BEFORE} -> {LATER}"
+    untouched = offload_recovery.table_recovery("t", BEFORE, {"timestamp": BEFORE, "status": "success"}, 0)
+    assert untouched["reason"] == f"t: watermark {BEFORE} did not advance from {BEFORE} (status success, failure_count 0)"
 
 
 def test_the_run_must_have_read_rows_up_to_its_start_less_k2s_buffer():
