@@ -37,15 +37,20 @@ def test_a_hung_probe_is_abandoned_at_the_deadline_and_the_others_still_answer(d
         release.wait(30)
         return {}
 
-    probes = [diagnosis.Probe("prefect", hang, {}), diagnosis.Probe("alerts", lambda r: {"reachable": True}, {})]
-    started = time.monotonic()
-    diagnosis.run_probes(probes, timeout=1)
-    elapsed = time.monotonic() - started
+    def slow(reporter):  # answers well inside the deadline, after the fast one: waited for, not cut
+        time.sleep(0.3)
+        return {"reachable": True}
+
+    probes = [diagnosis.Probe("prefect", hang, {}), diagnosis.Probe("alerts", lambda r: {"reachable": True}, {}),
+              diagnosis.Probe("clickhouse", slow, {})]
+    diagnosis.run_probes(probes, timeout=2)
+    abandoned = probes[0].is_alive()  # still hanging when run_probes returned: abandoned, never joined
     release.set()
-    assert 0.9 <= elapsed < 5, elapsed
-    assert probes[0].raw == {"failed": True, "finished": 0, "msg": "probe did not finish in time (1 s)"}
+    assert abandoned
+    assert probes[0].raw == {"failed": True, "finished": 0, "msg": "probe did not finish in time (2 s)"}
     assert probes[0].seconds is None
-    assert probes[1].raw == {"reachable": True, "finished": 1} and probes[1].seconds is not None
+    for probe in probes[1:]:
+        assert probe.raw == {"reachable": True, "finished": 1} and probe.seconds is not None
 
 
 def test_a_rejected_input_and_a_crash_are_one_line_findings(diagnosis):
