@@ -21,6 +21,11 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"K2_LAB_{name}", default)
 
 
+def _lane_default(twin: str, k2_code: str) -> str:
+    """A default that differs in the conformance lane (K2_SOURCE set: K2's own code)."""
+    return k2_code if os.environ.get("K2_SOURCE") else twin
+
+
 @dataclass(frozen=True)
 class LabConfig:
     # Container names are f"{prefix}{service}" (k2-clickhouse, ...): another prefix is another K2 stack on this engine.
@@ -44,13 +49,13 @@ class LabConfig:
     watermark_layout: str = field(default_factory=lambda: _env("WATERMARK_LAYOUT", "state"))
     # Layers whose tables the flow offloads (bronze always; silver/gold selectable).
     layers: tuple[str, ...] = field(default_factory=lambda: tuple(
-        _env("LAYERS", "bronze,silver" if os.environ.get("K2_SOURCE") else "bronze").split(",")))
+        _env("LAYERS", _lane_default("bronze", "bronze,silver")).split(",")))
     feed_rows_per_second: int = field(default_factory=lambda: int(_env("FEED_ROWS_PER_SECOND", "20")))
     backfill_minutes: int = field(default_factory=lambda: int(_env("BACKFILL_MINUTES", "60")))
     # K2: task timeout 600 s, 2 retries 30 s apart, subflow retry after 300 s. The lab shortens them.
     # K2's own job starts a Spark 3.5 JVM per table (~20 s here): the conformance lane gives it K2's own timeout.
     task_timeout_seconds: int = field(default_factory=lambda: int(_env(
-        "TASK_TIMEOUT_SECONDS", "600" if os.environ.get("K2_SOURCE") else "30")))
+        "TASK_TIMEOUT_SECONDS", _lane_default("30", "600"))))
     task_retry_delay_seconds: int = field(default_factory=lambda: int(_env("TASK_RETRY_DELAY_SECONDS", "1")))
     subflow_retries: int = field(default_factory=lambda: int(_env("SUBFLOW_RETRIES", "0")))
     alert_for: str = field(default_factory=lambda: _env("ALERT_FOR", "4s"))

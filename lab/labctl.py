@@ -141,7 +141,9 @@ def down(cfg: LabConfig, args) -> int:
         vol.remove(force=True)
         print(f"removed volume {vol.name}")
     if args.images:
-        for img in dc.images.list(filters={"label": "io.k2-lab.managed=true"}):
+        # Newest first: a service image is built FROM the base image, which Docker refuses to remove before it.
+        images = dc.images.list(filters={"label": "io.k2-lab.managed=true"})
+        for img in sorted(images, key=lambda i: i.attrs.get("Created", ""), reverse=True):
             dc.images.remove(img.id, force=True)
         print("removed lab images")
     _remove_state_dir(cfg)

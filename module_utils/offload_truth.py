@@ -210,29 +210,45 @@ def hot_columns(described_rows, select: str) -> dict[str, str]:
     return {name: types[name] for name in wanted}
 
 
+def _qualified(table: dict, database: str | None) -> str:
+    return f"{database}.{table['source']}" if database else table["source"]
+
+
+def _utc(moment: datetime) -> datetime:
+    """An aware time in UTC; a naive one is taken as UTC (ClickHouse and K2 write UTC)."""
+    return moment.astimezone(timezone.utc) if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+# Explicit, to the microsecond: clickhouse-connect would drop the sub-second part of a datetime parameter.
+CLICKHOUSE_TIME = "%Y-%m-%d %H:%M:%S.%f"
+
+
+def _clickhouse_time(moment: datetime) -> str:
+    """A bound in UTC, as ClickHouse compares it with K2's UTC columns."""
+    return _utc(moment).strftime(CLICKHOUSE_TIME)
+
+
 def table_truth(client, table: dict, upper: datetime | None, warehouse, written_warehouse: str,
                 database: str | None = None, window_seconds: int = 3600) -> dict:
     """Hot vs cold rows of one TABLE_CONFIG entry over [oldest hot row, upper] (upper = the watermark).
 
     client is a clickhouse-connect client; names come from validated TABLE_CONFIG entries."""
-    from datetime import timezone as tz
     source, ts_col = table["source"], table["timestamp_col"]
     if upper is None or upper.year == 1970:
         return {"table": source, "watermark": None, "hot_rows": 0, "cold_rows": 0, "missing": 0, "duplicated": 0,
                 "windows": []}
-    qualified = f"{database}.{source}" if database else source
+    qualified = _qualified(table, database)
     lower = client.query(f"SELECT min({ts_col}) FROM {qualified}").first_row[0]  # noqa: S608 - validated names
     types = hot_columns(client.query(f"DESCRIBE TABLE {qualified}").result_rows, table.get("columns") or "*")
     columns = list(types)
-    fmt = "%Y-%m-%d %H:%M:%S.%f"  # explicit: clickhouse-connect would drop the sub-second part of a datetime
-    upper_utc = upper.astimezone(tz.utc) if upper.tzinfo else upper.replace(tzinfo=tz.utc)
     # The window is applied to the stored column, inside; the outer SELECT only changes how values are sent.
     hot = client.query_arrow(
         f"SELECT {', '.join(hot_expression(name, kind) for name, kind in types.items())} "  # noqa: S608
         f"FROM (SELECT {', '.join(f'`{name}`' for name in columns)} FROM {qualified} "
         f"WHERE {ts_col} >= %(lo)s AND {ts_col} <= %(hi)s)",
-        parameters={"lo": lower.strftime(fmt), "hi": upper_utc.strftime(fmt)})
-    lower_utc = lower.replace(tzinfo=tz.utc) if lower.tzinfo is None else lower
+        # lower is the column's own value, sent back as ClickHouse gave it; upper is the watermark, in UTC.
+        parameters={"lo": lower.strftime(CLICKHOUSE_TIME), "hi": _clickhouse_time(upper)})
+    upper_utc, lower_utc = _utc(upper), (lower.replace(tzinfo=timezone.utc) if lower.tzinfo is None else lower)
     cold = read_cold(warehouse, table["target"], columns, ts_col, lower_utc, upper_utc, written_warehouse)
     return {"table": source, "watermark": upper_utc.isoformat(), "window_start": lower_utc.isoformat(),
             **compare(hot, cold, columns, ts_col, window_seconds)}
@@ -240,11 +256,8 @@ def table_truth(client, table: dict, upper: datetime | None, warehouse, written_
 
 def pending_rows(client, table: dict, watermark: datetime | None, until: datetime, database: str | None = None) -> int:
     """Hot rows newer than the watermark and no newer than until (what an offload starting now would read)."""
-    from datetime import timezone as tz
-    qualified = f"{database}.{table['source']}" if database else table["source"]
-    ts_col, fmt = table["timestamp_col"], "%Y-%m-%d %H:%M:%S.%f"
-    lower = (watermark or datetime(1970, 1, 1, tzinfo=tz.utc)).astimezone(tz.utc)
-    return int(client.query(f"SELECT count() FROM {qualified} WHERE {ts_col} > %(lo)s AND "  # noqa: S608 - validated
-                            f"{ts_col} <= %(hi)s", parameters={"lo": lower.strftime(fmt),
-                                                                "hi": until.astimezone(tz.utc).strftime(fmt)}
-                            ).first_row[0])
+    ts_col = table["timestamp_col"]
+    lower = watermark or datetime(1970, 1, 1, tzinfo=timezone.utc)
+    return int(client.query(f"SELECT count() FROM {_qualified(table, database)} WHERE {ts_col} > %(lo)s AND "  # noqa: S608
+                            f"{ts_col} <= %(hi)s", parameters={"lo": _clickhouse_time(lower),
+                                                                "hi": _clickhouse_time(until)}).first_row[0])

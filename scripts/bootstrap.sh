@@ -50,9 +50,11 @@ fi
 # K2 pins ClickHouse 24.3: the truth check's queries also run on a 24.x engine (chdb 2.0.4 is 24.5), in a venv of
 # its own (its chdb and the project's chdb-core are one module name). tests/unit/test_offload_truth_types.py.
 CH24_VENV=${CH24_VENV:-.venv-clickhouse24}
-if [ ! -x "$CH24_VENV/bin/python" ] || ! "$CH24_VENV/bin/python" -c 'import chdb, pyarrow' 2>/dev/null; then
+CH24_PINS=(chdb==2.0.4 pyarrow==26.0.1)
+if [ ! -x "$CH24_VENV/bin/python" ] || [ "$(cat "$CH24_VENV/.requirements" 2>/dev/null)" != "${CH24_PINS[*]}" ]; then
   log "creating venv $CH24_VENV (the ClickHouse 24.5 engine)"
   python3 -m venv "$CH24_VENV"
-  "$CH24_VENV/bin/pip" install -q chdb==2.0.4 pyarrow==26.0.1 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+  "$CH24_VENV/bin/pip" install -q "${CH24_PINS[@]}" 2>&1 | { grep -v 'is ignored: it is neither' || true; }
+  echo "${CH24_PINS[*]}" > "$CH24_VENV/.requirements"
 fi
 log "ready"

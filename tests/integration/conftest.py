@@ -186,12 +186,14 @@ class Lab:
         """The same question answered by code that shares nothing with the product's (tests/truth_oracle.py)."""
         return truth_oracle.table_truth(self, table)
 
-    def assert_no_row_lost_or_doubled(self, table: str = TABLE) -> None:
-        """Both the product's truth check and the independent oracle: no row missing, none doubled."""
+    def assert_no_row_lost_or_doubled(self, table: str = TABLE) -> dict:
+        """Both the product's truth check and the independent oracle: no row missing, none doubled. Returns the
+        product's truth check."""
         truth, oracle = self.truth(table), self.oracle(table)
         assert truth["missing"] == 0 and truth["duplicated"] == 0, truth
         assert oracle["missing"] == 0 and oracle["duplicated"] == 0, oracle
         assert oracle["hot"] == truth["hot_rows"] and oracle["cold"] == truth["cold_rows"], (oracle, truth)
+        return truth
 
     def fault(self, name: str, table: str = TABLE):
         return faults.inject(self.dc, self.cfg, name, table)

@@ -15,6 +15,10 @@ back as that driver hands it to Spark 3.5 (docs/fidelity.md lists the mapping an
   Nullable(T), LowCardinality(T)              as T (nullable)
   Array, Map, anything else                   unsupported (Spark's JDBC source refuses them; K2 leaves them out)
 
+module_utils/offload_truth.py asks ClickHouse for the same forms (hot_expression) on purpose: the cold tier holds
+what JDBC gave Spark. The two are kept apart, as the tests' oracle is from the truth check, so that a mistake in the
+product's mapping is not copied into the twin that tests it.
+
 The twin's job (offload_generic.py) reads through read(); the conformance lane's Spark 3.5 through
 lab/services/conformance/sitecustomize.py, which builds a Spark DataFrame with spark_type(). Like Spark, the driver
 class is loaded when the read starts: without the driver's jar the read fails with the ClassNotFoundException Py4J
