@@ -159,14 +159,15 @@ not_idle_because:
   returned: always
   type: str
   sample: "flow run(s) 0f6c6b2e-3c1a-4a53-9b0e-2d4f4b1f2f10 of iceberg-offload-main/iceberg-offload-15min are
-    RUNNING/PENDING after 600 s"
+    in flight after 600 s"
 waited_seconds:
   description: With O(wait_for_idle_seconds), how long the module waited.
   returned: when O(wait_for_idle_seconds) is above 0
   type: float
   sample: 42.5
 running_runs:
-  description: IDs of the deployment's flow runs in state RUNNING or PENDING (several at once risk duplicates).
+  description: IDs of the deployment's flow runs in flight, that is RUNNING or PENDING, or SCHEDULED and due to start (a
+    run just created, a Late run, a run waiting to retry); several at once risk duplicates.
   returned: always
   type: list
   elements: str

@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
-from ansible.module_utils.offload_common import ProbeError, http_api_argument_spec
+from ansible.module_utils.offload_common import ProbeError, http_api_argument_spec, parse_utc
 from ansible.module_utils.offload_prefect_api import PrefectAPI, PrefectHTTPError, PrefectUnreachable, failure
 from ansible.module_utils.offload_prefect_logic import (
     ACTIVE_STATES,
@@ -19,6 +19,7 @@ from ansible.module_utils.offload_prefect_logic import (
     consecutive_failures,
     count_states,
     deployment_summary,
+    due_to_start,
     parse_deployment_name,
     run_failure_details,
     summarize_run,
@@ -31,6 +32,7 @@ from ansible.module_utils.offload_prefect_logic import (
 LOG_PAGE = 200
 MAX_LOG_LINES = 50
 MAX_RUNS = 200
+NEVER = datetime.min.replace(tzinfo=timezone.utc)  # sorts a run with no expected start last
 
 
 def deployment_argument_spec() -> dict:
@@ -109,12 +111,18 @@ class Inspector:
         return [r for r in runs or [] if isinstance(r, dict)]
 
     def runs_in_flight(self, deployment_id: str) -> list[str]:
-        """The ids of the deployment's runs in flight, newest first; raises PrefectHTTPError when they cannot be
-        listed (for a caller that acts on the answer: a run started beside one not seen doubles rows)."""
-        body = {"flow_runs": {"deployment_id": {"any_": [deployment_id]},
-                              "state": {"type": {"any_": list(ACTIVE_STATES)}}},
-                "sort": "EXPECTED_START_TIME_DESC", "limit": MAX_RUNS}
-        return [r["id"] for r in self.api.post("/flow_runs/filter", body) or [] if isinstance(r, dict)]
+        """The ids of the deployment's runs in flight (RUNNING or PENDING, or SCHEDULED and due to start: a run
+        just created is SCHEDULED until a worker picks it up), newest first; raises PrefectHTTPError when they
+        cannot be listed (for a caller that acts on the answer: a run started beside one not seen doubles rows)."""
+        active = self.api.post("/flow_runs/filter", {
+            "flow_runs": {"deployment_id": {"any_": [deployment_id]}, "state": {"type": {"any_": list(ACTIVE_STATES)}}},
+            "sort": "EXPECTED_START_TIME_DESC", "limit": MAX_RUNS}) or []
+        scheduled = self.api.post("/flow_runs/filter", {
+            "flow_runs": {"deployment_id": {"any_": [deployment_id]}, "state": {"type": {"any_": ["SCHEDULED"]}}},
+            "sort": "EXPECTED_START_TIME_ASC", "limit": MAX_RUNS}) or []
+        runs = [r for r in active if isinstance(r, dict)] + due_to_start(scheduled, self.api.now())
+        runs.sort(key=lambda r: parse_utc(r.get("expected_start_time")) or NEVER, reverse=True)
+        return unique(r["id"] for r in runs)
 
     def active_runs(self, deployment_id: str) -> list[str] | None:
         """runs_in_flight(), or None when they could not be listed (noted: not known to be none)."""
@@ -234,7 +242,7 @@ def not_idle_because(deployment: str, exists: bool, running: list[str] | None, e
     if running is None:
         return error or f"the flow runs of {deployment} in flight could not be listed"
     if running:
-        return f"flow run(s) {', '.join(running)} of {deployment} are RUNNING/PENDING"
+        return f"flow run(s) {', '.join(running)} of {deployment} are in flight"
     return None
 
 

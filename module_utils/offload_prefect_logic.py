@@ -16,12 +16,16 @@ except ImportError:  # unit tests import module_utils/ directly
     )
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 
 # Prefect state types (StateType enum).
 FAILURE_STATES = frozenset({"FAILED", "CRASHED"})
 IN_FLIGHT_STATES = frozenset({"SCHEDULED", "PENDING", "RUNNING", "PAUSED", "CANCELLING"})
 ACTIVE_STATES = ("RUNNING", "PENDING")
+# A SCHEDULED run that a worker will start now: due (a run just created, or Late while no worker polled), or
+# between two attempts of a flow retried by Prefect.
+DUE_SLACK_SECONDS = 5
+RETRY_STATE_NAMES = frozenset({"AwaitingRetry", "Retrying"})
 FINAL_STATES = frozenset({"COMPLETED", "FAILED", "CRASHED", "CANCELLED"})
 STATE_TYPES = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED", "CANCELLING", "RUNNING", "PENDING", "PAUSED",
                "SCHEDULED")
@@ -56,6 +60,15 @@ def parse_deployment_name(name) -> tuple[str, str]:
         raise ValueError(f"deployment {name!r} is not of the form flow/deployment "
                          "(e.g. iceberg-offload-main/iceberg-offload-15min)")
     return match.group(1), match.group(2)
+
+
+def due_to_start(runs, now: datetime) -> list[dict]:
+    """The SCHEDULED runs that are as good as in flight at `now`: expected to start by now (within the slack of
+    the Date header's one-second resolution), or waiting to retry. A run scheduled for later is not in flight:
+    an active 15-minute schedule keeps many of those."""
+    return [r for r in runs or [] if isinstance(r, dict) and state_type(r) == "SCHEDULED"
+            and (r.get("state_name") in RETRY_STATE_NAMES
+                 or (parse_utc(r.get("expected_start_time")) or now) <= now + timedelta(seconds=DUE_SLACK_SECONDS))]
 
 
 def runs_older_than(runs, moment) -> list[dict]:

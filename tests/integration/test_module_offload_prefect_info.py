@@ -141,7 +141,7 @@ def test_a_run_in_flight_is_waited_for_and_not_idle_when_the_wait_is_too_short(p
     run_id = prefect_api.trigger([TABLE])
     short = run_module(MODULE, {"recent_runs": 1, "include_logs": False, "wait_for_idle_seconds": 1})
     assert short["idle"] is False and run_id in short["running_runs"], short
-    assert short["not_idle_because"].endswith("are RUNNING/PENDING after 1 s") and run_id in \
+    assert short["not_idle_because"].endswith("are in flight after 1 s") and run_id in \
         short["not_idle_because"]
     waited = run_module(MODULE, {"recent_runs": 1, "include_logs": False, "wait_for_idle_seconds": 300})
     assert waited["idle"] is True and waited["running_runs"] == [] and waited["not_idle_because"] is None, waited

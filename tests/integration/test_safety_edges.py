@@ -172,7 +172,7 @@ def test_a_manual_offload_waits_for_the_run_in_flight_and_refuses_when_it_does_n
     lab.wait("the flow run in flight", lambda: lab.prefect.flow_run(run_id)["state_type"] in ("PENDING", "RUNNING"))
     rc, output = _manual_offload(tmp_path, 0)
     assert rc != 0 and f"Refusing the manual offload of {TABLE}: flow run(s) {run_id} of" in output, output[-2000:]
-    assert "are RUNNING/PENDING; wait for them to finish" in output
+    assert "are in flight; wait for them to finish" in output
     assert "Run the offload job once" not in output  # refused before any job
     rc, output = _manual_offload(tmp_path, 300)
     assert rc == 0, output[-2000:]

@@ -11,7 +11,7 @@ DEPLOYMENT = "iceberg-offload-main/iceberg-offload-15min"
 
 @pytest.mark.parametrize("exists, running, error, reason", [
     (True, [], None, None),
-    (True, ["r1", "r2"], None, f"flow run(s) r1, r2 of {DEPLOYMENT} are RUNNING/PENDING"),
+    (True, ["r1", "r2"], None, f"flow run(s) r1, r2 of {DEPLOYMENT} are in flight"),
     (True, None, "Cannot list the running flow runs: HTTP 500", "Cannot list the running flow runs: HTTP 500"),
     (True, None, None, f"the flow runs of {DEPLOYMENT} in flight could not be listed"),
     (False, [], None, f"deployment {DEPLOYMENT} was not found"),
@@ -36,7 +36,7 @@ class Clock:
 def reading(running=(), reachable=True):
     running = list(running)
     reason = None if not running and reachable else (
-        f"flow run(s) {', '.join(running)} of {DEPLOYMENT} are RUNNING/PENDING" if running else "unreachable")
+        f"flow run(s) {', '.join(running)} of {DEPLOYMENT} are in flight" if running else "unreachable")
     return {"reachable": reachable, "running_runs": running, "idle": reason is None, "not_idle_because": reason}
 
 
@@ -59,7 +59,7 @@ def test_waits_until_the_run_in_flight_ends(wait):
 def test_a_run_still_in_flight_at_the_deadline_is_not_idle_and_says_how_long_it_waited(wait):
     result, clock = wait([reading(["r1"])] * 10, seconds=12)
     assert clock.sleeps == [5.0, 5.0, 2.0] and result["idle"] is False
-    assert result["not_idle_because"] == f"flow run(s) r1 of {DEPLOYMENT} are RUNNING/PENDING after 12 s"
+    assert result["not_idle_because"] == f"flow run(s) r1 of {DEPLOYMENT} are in flight after 12 s"
 
 
 def test_an_unreadable_api_is_not_waited_for(wait):

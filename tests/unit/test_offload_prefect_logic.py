@@ -343,3 +343,18 @@ def test_runs_in_flight_since_before_the_workers_restart_are_zombies():
 @pytest.mark.parametrize("seconds,lost", [(None, False), (0, False), (10, False), (10.5, True)])
 def test_a_worker_is_lost_only_once_the_pool_stays_without_one_past_the_grace(seconds, lost):
     assert logic.worker_lost(seconds, 10) is lost
+
+
+def test_a_scheduled_run_is_in_flight_when_due_or_waiting_to_retry_not_when_scheduled_for_later():
+    now = datetime(2026, 12, 7, 20, 0, tzinfo=timezone.utc)
+
+    def scheduled(run_id, offset_seconds, name="Scheduled", kind="SCHEDULED"):
+        start = (now + timedelta(seconds=offset_seconds)).isoformat().replace("+00:00", "Z")
+        return {"id": run_id, "state_type": kind, "state_name": name, "expected_start_time": start}
+
+    runs = [scheduled("just-created", 0), scheduled("late", -3600, "Late"), scheduled("date-header-slack", 5),
+            scheduled("next-quarter-hour", 6), scheduled("retry", 300, "AwaitingRetry"),
+            scheduled("running", -10, "Running", "RUNNING"), {"id": "no-start", "state_type": "SCHEDULED"}, "junk"]
+    assert [r["id"] for r in logic.due_to_start(runs, now)] == [
+        "just-created", "late", "date-header-slack", "retry", "no-start"]
+    assert logic.due_to_start(None, now) == []

@@ -3,6 +3,8 @@ started beside one it could not see (the runs in flight unreadable is a failure,
 joined instead of a second one, and check mode creates nothing."""
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import pytest
 from module_harness import load_module, run_main
 from offload_prefect_api import PrefectHTTPError, PrefectUnreachable, failure
@@ -11,12 +13,18 @@ DEPLOYMENT = {"id": "dep-1", "name": "iceberg-offload-15min", "paused": True}
 COMPLETED = {"id": "run-1", "name": "brave-otter", "state_type": "COMPLETED", "state": {"type": "COMPLETED"}}
 
 
-class FakePrefect:
-    """The calls offload_prefect makes of PrefectAPI; `in_flight` is what /flow_runs/filter answers (an exception
-    is raised)."""
+NOW = datetime(2026, 12, 7, 20, 0, tzinfo=timezone.utc)
 
-    def __init__(self, in_flight):
-        self.in_flight, self.created = in_flight, []
+
+class FakePrefect:
+    """The calls offload_prefect makes of PrefectAPI; `in_flight` is what /flow_runs/filter answers for runs
+    RUNNING/PENDING (an exception is raised), `scheduled` for runs SCHEDULED."""
+
+    def __init__(self, in_flight, scheduled=()):
+        self.in_flight, self.scheduled, self.created = in_flight, list(scheduled), []
+
+    def now(self):
+        return NOW
 
     def get(self, path):
         if path.startswith("/deployments/name/"):
@@ -26,6 +34,8 @@ class FakePrefect:
         raise AssertionError(f"unexpected GET {path}")
 
     def post(self, path, body):
+        if path == "/flow_runs/filter" and body["flow_runs"]["state"]["type"]["any_"] == ["SCHEDULED"]:
+            return self.scheduled
         if path == "/flow_runs/filter":
             if isinstance(self.in_flight, Exception):
                 raise self.in_flight
@@ -40,8 +50,8 @@ class FakePrefect:
 def prefect_mod(monkeypatch):
     module = load_module("offload_prefect")
 
-    def make(in_flight):
-        fake = FakePrefect(in_flight)
+    def make(in_flight, scheduled=()):
+        fake = FakePrefect(in_flight, scheduled)
         monkeypatch.setattr(module, "PrefectAPI", lambda *args, **kwargs: fake)
         return fake
     return module, make
@@ -70,6 +80,20 @@ def test_a_run_in_flight_is_joined_not_doubled(prefect_mod, monkeypatch):
     assert fake.created == []
     assert (result["changed"], result["triggered"], result["flow_run"]["id"]) == (False, False, "run-1")
     assert result["flow_run"]["final"] is True
+
+
+def test_a_run_created_but_not_yet_picked_up_is_joined_and_one_scheduled_for_later_is_not(prefect_mod, monkeypatch):
+    """A run just created is SCHEDULED until a worker polls: a second one beside it doubles rows. The active
+    15-minute schedule's next run, due later, is not in flight."""
+    module, make = prefect_mod
+    due = {"id": "run-1", "state_type": "SCHEDULED", "expected_start_time": "2026-12-07T19:59:59Z"}
+    fake = make([], [due])
+    result = run_main(module, monkeypatch, {"action": "trigger"})
+    assert fake.created == [] and (result["triggered"], result["flow_run"]["id"]) == (False, "run-1")
+    later = {"id": "run-2", "state_type": "SCHEDULED", "expected_start_time": "2026-12-07T20:15:00Z"}
+    fake = make([], [later])
+    result = run_main(module, monkeypatch, {"action": "trigger"})
+    assert result["triggered"] is True and len(fake.created) == 1
 
 
 def test_trigger_creates_one_run_and_check_mode_none(prefect_mod, monkeypatch):
