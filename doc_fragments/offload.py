@@ -117,6 +117,21 @@ options:
 
     # A plain-HTTP JSON API (Prefect, Prometheus): offload_common.http_api_argument_spec(); the module documents
     # its own O(api_url) (default and environment variable differ).
+    # module_utils/offload_lock.py heartbeat_argument_spec(): a module that may wait long under the stack's lock.
+    LOCK_HEARTBEAT = r"""
+options:
+  lock_path:
+    description:
+      - The stack's remediation lock file (library/offload_lock.py) the caller holds. With O(lock_token), the wait
+        renews the holder's heartbeat in it every 30 s, so a long wait is never taken for a dead holder.
+      - Both unset, nothing is renewed (a run outside a remediation). A lock lost meanwhile is reported in
+        RV(lock_heartbeat), never fatal.
+    type: path
+  lock_token:
+    description: The holder's token (C(holder.token) of the lock's O(state=acquired)).
+    type: str
+"""
+
     HTTP_API = r"""
 options:
   timeout:

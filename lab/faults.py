@@ -326,6 +326,10 @@ def clear(dc, cfg: LabConfig, reset_table: Callable[[str], None]) -> list[str]:
     for pid in orphan_offload_pids(dc, cfg):
         spark.exec_run(["kill", "-9", str(pid)])
         actions.append(f"killed orphan offload process {pid} in {spark.name}")
+    lock = cfg.state_dir / "locks" / "remediation.lock"  # the inventories' k2_remediation_lock_path
+    if lock.exists():  # left by an interrupted run; its holder is gone with it
+        lock.unlink()
+        actions.append("removed a left-over remediation lock")
     wait_for("ClickHouse", lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_clickhouse}/ping"), timeout=60)
     _post(cfg, "/lab/ballast?mb=0")
     reg = _registry(cfg)

@@ -18,9 +18,12 @@ description:
   - Each decision is made under C(flock) on C(<path>.guard), which the kernel releases if its holder dies, so two
     callers never both acquire, and never both break the same stale lock.
   - The holder records who, on which control node, since when, which run (AWX job id or CLI pid) and its pid.
-  - A stale lock is broken and the break appended to C(<path>.breaks.jsonl). Stale means older than
-    O(stale_after_seconds) (the escalation budget), or, when the holder ran on this very host, its process no
-    longer runs (pid and start time checked, so a recycled pid never counts as the holder).
+  - The holder shows it is alive with a heartbeat in the lock, renewed at every step (O(state=stepped)) and, while
+    it waits, by the modules that wait long (their C(lock_path) and C(lock_token) options, every 30 s).
+  - A stale lock is broken and the break appended to C(<path>.breaks.jsonl). Stale means no sign of life (acquire,
+    step, heartbeat) for O(stale_after_seconds), or, when the holder ran on this very host, its process no
+    longer runs (pid and start time checked, so a recycled pid never counts as the holder). The new run's
+    escalation budget plays no part, so a holder doing a 30-minute manual offload keeps its lock.
   - Never waits. A busy lock is an answer ("already being handled"), not a reason to queue.
 version_added: "1.1.0"
 author: K2 offload automation
@@ -45,7 +48,7 @@ options:
       - C(released) removes it if O(token) holds it; somebody else's lock is left alone.
       - C(info) reads it (free / held, and whether it is stale).
       - C(stepped) records the step the holder of O(token) is at (O(step)), for operators and the alert-driven
-        loop to see what a held lock is doing.
+        loop to see what a held lock is doing; it renews the heartbeat too.
     type: str
     choices: [acquired, released, stepped, info]
     default: info
@@ -74,9 +77,11 @@ options:
     description: The step the holder is at (O(state=stepped)).
     type: str
   stale_after_seconds:
-    description: A lock older than this is stale (the runbook's escalation budget, 30 min).
+    description:
+      - A holder with no sign of life (acquire, step, heartbeat) for this long is taken for dead and its lock is
+        stale. Longer than any wait of a step that does not beat (the readiness waits, at most 300 s).
     type: int
-    default: 1800
+    default: 600
 """
 
 EXAMPLES = r"""
@@ -86,7 +91,7 @@ EXAMPLES = r"""
     path: /var/lib/k2-offload/remediation.lock
     state: acquired
     owner: {who: "{{ lookup('env', 'USER') }}", control_node: "{{ lookup('pipe', 'hostname') }}", run_id: cli-42}
-    stale_after_seconds: 1800
+    stale_after_seconds: 600
   register: lock
 
 - name: Release it (in an always block)
@@ -115,7 +120,7 @@ holder:
   returned: always
   type: dict
   sample: {who: "oncall@ops-1", control_node: ops-1, run_id: awx-job-1234, since: "2026-11-29T03:12:09Z",
-           token: 5f0c..., pid: 4242}
+           heartbeat: "2026-11-29T03:40:39Z", step: "Scenario 5 - Timeouts", token: 5f0c..., pid: 4242}
 broken:
   description: The stale lock that was broken, why, and by whom (also appended to C(<path>.breaks.jsonl)).
   returned: when O(state=acquired)
@@ -134,6 +139,7 @@ msg:
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.offload_lock import OUTCOME_BUSY, LockError, StackLock, describe
 
+MIN_STALE_SECONDS = 60  # below this, a live holder between two heartbeats (every 30 s) could be taken for dead
 MAX_STALE_SECONDS = 7 * 86400
 
 
@@ -162,7 +168,7 @@ def main() -> None:
                 "pid": {"type": "int"}}},
             "token": {"type": "str", "no_log": False},
             "step": {"type": "str"},
-            "stale_after_seconds": {"type": "int", "default": 1800},
+            "stale_after_seconds": {"type": "int", "default": 600},
         },
         required_if=[("state", "released", ["token"]), ("state", "stepped", ["token", "step"])],
         supports_check_mode=True,
@@ -170,8 +176,8 @@ def main() -> None:
     p = module.params
     if not p["path"] or p["path"].endswith("/"):
         module.fail_json(msg=f"path must name the lock file, got {p['path']!r}.")
-    if not 1 <= p["stale_after_seconds"] <= MAX_STALE_SECONDS:
-        module.fail_json(msg=f"stale_after_seconds must be between 1 and {MAX_STALE_SECONDS}, "
+    if not MIN_STALE_SECONDS <= p["stale_after_seconds"] <= MAX_STALE_SECONDS:
+        module.fail_json(msg=f"stale_after_seconds must be between {MIN_STALE_SECONDS} and {MAX_STALE_SECONDS}, "
                              f"got {p['stale_after_seconds']}.")
     lock = StackLock(p["path"])
     try:

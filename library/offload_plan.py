@@ -194,7 +194,7 @@ def main() -> None:
         configured = check_tables(p["tables"])
         budget = check_budget(p["escalation_budget_seconds"])
         result["inputs"] = {"tables": configured, "forced_scenarios": parse_forced(p["forced_scenarios"]),
-                            "escalation_budget_seconds": budget, "lock_stale_after_seconds": max(budget, 1),
+                            "escalation_budget_seconds": budget,
                             "timeout_mitigation": check_mitigation(p["timeout_mitigation"])}
         if p["failure"] is not None:
             f = p["failure"]

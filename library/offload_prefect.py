@@ -36,6 +36,7 @@ attributes:
 extends_documentation_fragment:
   - offload.prefect
   - offload.http_api
+  - offload.lock_heartbeat
 options:
   action:
     description:
@@ -91,6 +92,13 @@ EXAMPLES = r"""
 
 RETURN = r"""
 ---
+lock_heartbeat:
+  description: With O(lock_path) and O(lock_token), the heartbeats renewed during the wait and why the lock was
+    lost (null while held).
+  returned: with O(action=trigger) and O(action=observe); null without O(lock_path) and O(lock_token), or in
+    check mode
+  type: dict
+  sample: {beats: 31, lost: null}
 crashed_runs:
   description: Zombie runs set CRASHED (or, in check mode, that would be) because of O(crash_runs_started_before).
   returned: with O(action=reap)
@@ -137,6 +145,7 @@ from datetime import timedelta
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.offload_common import ProbeError, to_json_safe
+from ansible.module_utils.offload_lock import Heartbeat, heartbeat_argument_spec
 from ansible.module_utils.offload_prefect_api import PrefectAPI, PrefectHTTPError, PrefectUnreachable
 from ansible.module_utils.offload_prefect_inspect import MAX_RUNS, Inspector, deployment_argument_spec, iso, validate
 from ansible.module_utils.offload_prefect_logic import (
@@ -167,7 +176,7 @@ def crash_zombies(module: AnsibleModule, api: PrefectAPI, runs: list[dict]) -> l
     return crashed
 
 
-def wait_final(module: AnsibleModule, api: PrefectAPI, inspector: Inspector, run: dict,
+def wait_final(module: AnsibleModule, api: PrefectAPI, inspector: Inspector, run: dict, beat: Heartbeat,
                deadline: float | None = None) -> dict:
     """Poll the run to its final state (until `deadline`, monotonic; default now + wait_timeout); a run whose
     worker stays offline past the heartbeat staleness fails fast (the worker died under it: waiting the whole
@@ -176,6 +185,7 @@ def wait_final(module: AnsibleModule, api: PrefectAPI, inspector: Inspector, run
     deadline = time.monotonic() + params["wait_timeout"] if deadline is None else deadline
     no_worker_since, next_worker_check = None, 0.0
     while state_type(run) not in FINAL_STATES and time.monotonic() < deadline:
+        beat()
         time.sleep(1)
         run = api.get(f"/flow_runs/{run['id']}")
         if time.monotonic() >= next_worker_check:
@@ -217,7 +227,7 @@ def reap(module: AnsibleModule, flow: str, name: str) -> dict:
             "live_runs": [summarize_run(r) for r in in_flight if r["id"] not in gone]}
 
 
-def trigger(module: AnsibleModule, flow: str, name: str) -> dict:
+def trigger(module: AnsibleModule, flow: str, name: str, beat: Heartbeat) -> dict:
     """Create one run of the deployment unless one is in flight, then wait for the run's final state."""
     params = module.params
     try:
@@ -231,7 +241,7 @@ def trigger(module: AnsibleModule, flow: str, name: str) -> dict:
         else:
             run = api.post(f"/deployments/{deployment['id']}/create_flow_run", {"parameters": params["parameters"]})
             triggered = True
-        run = wait_final(module, api, inspector, run)
+        run = wait_final(module, api, inspector, run, beat)
     except (PrefectUnreachable, PrefectHTTPError) as exc:
         module.fail_json(msg=f"Cannot trigger a run of {params['deployment']!r}: {exc}")
     summary = summarize_run(run)
@@ -250,7 +260,7 @@ def next_scheduled_run(api: PrefectAPI, deployment_id: str, after: str | None) -
     return next((r for r in runs if r.get("expected_start_time") != after), None)
 
 
-def observe(module: AnsibleModule, flow: str, name: str) -> dict:
+def observe(module: AnsibleModule, flow: str, name: str, beat: Heartbeat) -> dict:
     """Follow the deployment's next `runs` flow runs to their final state, one at a time (see the docs)."""
     params = module.params
     deadline = time.monotonic() + params["wait_timeout"]
@@ -274,9 +284,10 @@ def observe(module: AnsibleModule, flow: str, name: str) -> dict:
                     if time.monotonic() >= deadline:
                         timed_out = True
                         break
+                    beat()
                     time.sleep(5)
                     continue
-            run = wait_final(module, api, inspector, run, deadline)
+            run = wait_final(module, api, inspector, run, beat, deadline)
             summary = summarize_run(run)
             summary["final"] = summary["state_type"] in FINAL_STATES
             observed.append(summary)
@@ -300,6 +311,7 @@ def main() -> None:
         wait_timeout={"type": "int", "default": 600},
         runs={"type": "int", "default": 3},
         crash_runs_started_before={"type": "str"},
+        **heartbeat_argument_spec(),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True,
                            required_if=[("action", "reap", ["crash_runs_started_before"])])
@@ -313,8 +325,11 @@ def main() -> None:
         module.fail_json(msg=f"wait_timeout must be >= 0, got {params['wait_timeout']}.")
     if not 1 <= params["runs"] <= 20:
         module.fail_json(msg=f"runs must be between 1 and 20, got {params['runs']}.")
-    action = {"trigger": trigger, "reap": reap, "observe": observe}[params["action"]]
-    module.exit_json(**to_json_safe(action(module, flow, name)))
+    if params["action"] == "reap":
+        module.exit_json(**to_json_safe(reap(module, flow, name)))
+    beat = Heartbeat(params["lock_path"], params["lock_token"], module.check_mode)
+    action = {"trigger": trigger, "observe": observe}[params["action"]]
+    module.exit_json(**to_json_safe(action(module, flow, name, beat)), lock_heartbeat=beat.summary())
 
 
 if __name__ == "__main__":

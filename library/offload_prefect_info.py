@@ -26,6 +26,7 @@ extends_documentation_fragment:
   - offload.prefect
   - offload.http_api
   - offload.info_module
+  - offload.lock_heartbeat
 options:
   recent_runs:
     description:
@@ -85,6 +86,13 @@ EXAMPLES = r"""
 
 RETURN = r"""
 ---
+lock_heartbeat:
+  description: With O(lock_path) and O(lock_token), the heartbeats renewed during O(wait_for_idle_seconds) and why the lock was
+    lost (null while held).
+  returned: when O(wait_for_idle_seconds) is above 0; null without O(lock_path) and O(lock_token), or in check
+    mode
+  type: dict
+  sample: {beats: 31, lost: null}
 reachable:
   description: Whether the Prefect API answered its health check.
   returned: always
@@ -215,12 +223,14 @@ worker_online:
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible.module_utils.offload_common import ProbeError, to_json_safe
+from ansible.module_utils.offload_lock import Heartbeat, heartbeat_argument_spec
 from ansible.module_utils.offload_prefect_inspect import inspect, inspect_argument_spec, validate, wait_for_idle
 
 
 def main() -> None:
     module = AnsibleModule(argument_spec={**inspect_argument_spec(),
-                                          "wait_for_idle_seconds": {"type": "int", "default": 0}},
+                                          "wait_for_idle_seconds": {"type": "int", "default": 0},
+                                          **heartbeat_argument_spec()},
                            supports_check_mode=True)
     wait = module.params["wait_for_idle_seconds"]
     try:
@@ -229,8 +239,10 @@ def main() -> None:
             raise ProbeError(f"wait_for_idle_seconds must be between 0 and 86400, got {wait}.")
     except ProbeError as exc:
         module.fail_json(msg=str(exc))
-    result = wait_for_idle(module, flow, name, wait) if wait else inspect(module, flow, name)
-    module.exit_json(**to_json_safe(result))
+    if not wait:
+        module.exit_json(**to_json_safe(inspect(module, flow, name)))
+    beat = Heartbeat(module.params["lock_path"], module.params["lock_token"], module.check_mode)
+    module.exit_json(**to_json_safe(wait_for_idle(module, flow, name, wait, beat=beat)), lock_heartbeat=beat.summary())
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ attributes:
     support: partial
     details: V(run) offloads the rows that arrived since the last watermark every time; V(stop) acts only on
       processes that exist.
+extends_documentation_fragment:
+  - offload.lock_heartbeat
 options:
   action:
     description:
@@ -112,6 +114,13 @@ EXAMPLES = r"""
 """
 
 RETURN = r"""
+lock_heartbeat:
+  description: With O(lock_path) and O(lock_token), the heartbeats renewed during the wait and why the lock was
+    lost (null while held).
+  returned: with O(action=run) and O(action=wait) once the job ran or the wait ended; null without O(lock_path)
+    and O(lock_token), or in check mode
+  type: dict
+  sample: {beats: 31, lost: null}
 waited:
   description: With O(action=wait), whether a job of the table was running when the wait began.
   returned: with O(action=wait)
@@ -165,6 +174,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 from ansible.module_utils.offload_common import check_tables, tables_argument_spec
 from ansible.module_utils.offload_docker import CONTAINER_NAME, DockerError, parse_offload_processes
 from ansible.module_utils.offload_docker_api import DOCKER_SDK_IMPORT_ERROR, HAS_DOCKER_SDK, DockerEngine
+from ansible.module_utils.offload_lock import Heartbeat, heartbeat_argument_spec
 from ansible.module_utils.offload_run_job_logic import job_argv, judge, rows_offloaded
 
 PS_ARGV = ["ps", "-eo", "pid=,etimes=,args="]
@@ -203,12 +213,13 @@ def stop_orphans(module: AnsibleModule, docker: DockerEngine, p: dict, source: s
     module.exit_json(changed=True, stopped_pids=stopped, jobs=jobs)
 
 
-def wait_idle(module: AnsibleModule, docker: DockerEngine, p: dict, source: str) -> None:
+def wait_idle(module: AnsibleModule, docker: DockerEngine, p: dict, source: str, beat: Heartbeat) -> None:
     deadline = time.monotonic() + p["timeout"]
     try:
         jobs = jobs_of_table(docker, p["container"], p["script"], source)
         waited = bool(jobs)
         while jobs and time.monotonic() < deadline:
+            beat()
             time.sleep(2)
             jobs = jobs_of_table(docker, p["container"], p["script"], source)
     except DockerError as exc:
@@ -216,8 +227,8 @@ def wait_idle(module: AnsibleModule, docker: DockerEngine, p: dict, source: str)
     if jobs:
         module.fail_json(msg=f"An offload of {source} is still running in {p['container']} after {p['timeout']} s "
                              f"(pid {jobs[0]['pid']}, running {jobs[0]['elapsed_seconds']} s): a second run now would "
-                             "double its rows.", jobs=jobs)
-    module.exit_json(changed=False, waited=waited, jobs=[])
+                             "double its rows.", jobs=jobs, lock_heartbeat=beat.summary())
+    module.exit_json(changed=False, waited=waited, jobs=[], lock_heartbeat=beat.summary())
 
 
 def main() -> None:
@@ -236,6 +247,7 @@ def main() -> None:
             "no_data_patterns": {"type": "list", "elements": "str",
                                  "default": ["No new data to offload", "No new rows to offload"]},
             "output_lines": {"type": "int", "default": 40},
+            **heartbeat_argument_spec(),
         },
         supports_check_mode=True,
     )
@@ -254,12 +266,13 @@ def main() -> None:
     result = {"changed": False, "command": ["docker", "exec", p["container"], *argv], "exit_code": None,
               "succeeded": False, "timed_out": False, "stopped_pids": [], "rows_offloaded": None,
               "duration_seconds": 0.0, "output_tail": []}
+    beat = Heartbeat(p["lock_path"], p["lock_token"], module.check_mode)
     try:
         docker = DockerEngine()
         if p["action"] == "stop":
             stop_orphans(module, docker, p, source)
         if p["action"] == "wait":
-            wait_idle(module, docker, p, source)
+            wait_idle(module, docker, p, source, beat)
         busy = jobs_of_table(docker, p["container"], p["script"], source)
     except DockerError as exc:
         module.fail_json(msg=str(exc), **result)
@@ -272,7 +285,7 @@ def main() -> None:
 
     started = time.monotonic()
     try:
-        exit_code, output = docker.run_job(p["container"], argv, p["timeout"])
+        exit_code, output = docker.run_job(p["container"], argv, p["timeout"], tick=beat)
     except DockerError as exc:
         module.fail_json(msg=f"Manual offload of {source} did not run: {exc}", **result)
     if exit_code is None:
@@ -285,7 +298,7 @@ def main() -> None:
     result.update(changed=True, exit_code=exit_code,
                   duration_seconds=round(time.monotonic() - started, 2),
                   output_tail=lines[-p["output_lines"]:] if p["output_lines"] else [],
-                  rows_offloaded=rows_offloaded(lines))
+                  rows_offloaded=rows_offloaded(lines), lock_heartbeat=beat.summary())
     result["succeeded"], result["reason"] = judge(result["exit_code"], lines, p["success_patterns"],
                                                   p["failure_patterns"], p["no_data_patterns"],
                                                   p["timeout"] if result["timed_out"] else None)

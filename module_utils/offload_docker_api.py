@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 try:
@@ -33,6 +34,7 @@ API_ERRORS = (DockerException, RequestException, OSError)
 # Upper bound of one engine call (not of a job run through exec, which its caller bounds): a Docker API that hangs
 # must turn into a clear failure, not a remediation that never ends.
 DOCKER_API_TIMEOUT = 60
+JOB_TICK_SECONDS = 5
 
 
 class DockerUnavailable(DockerError):
@@ -174,9 +176,10 @@ class DockerEngine:
         self._call(f"{action} {name}" + (f" to network {args['network']}" if action == "connect" else ""),
                    calls[action])
 
-    def run_job(self, container: str, argv: list[str], timeout: int) -> tuple[int | None, str]:
+    def run_job(self, container: str, argv: list[str], timeout: int, tick=None) -> tuple[int | None, str]:
         """argv run in the container, at most `timeout` s: (exit code, output so far); exit code None when it is
-        still running at the deadline - the job itself goes on in the container, the caller stops it."""
+        still running at the deadline - the job itself goes on in the container, the caller stops it. `tick` is
+        called every few seconds while it runs (the lock's heartbeat)."""
         job_api = connect(timeout + self.timeout)  # its reads wait as long as the job may stay silent
         exec_id = self._call(f"exec in {container}", job_api.exec_create, container, argv, stdout=True,
                              stderr=True)["Id"]
@@ -192,7 +195,11 @@ class DockerEngine:
 
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        reader.join(timeout)
+        deadline = time.monotonic() + timeout
+        while reader.is_alive() and time.monotonic() < deadline:
+            if tick:
+                tick()
+            reader.join(min(JOB_TICK_SECONDS, max(deadline - time.monotonic(), 0)))
         output = b"".join(chunks).decode(errors="replace")
         if reader.is_alive():
             return None, output

@@ -6,6 +6,10 @@
 # is down. Every read-decide-write happens under flock() on a guard file next to it: the kernel releases a flock
 # when its holder dies, so the critical section can never be left locked, and two callers can never both see
 # "free" or both break the same stale lock.
+#
+# Liveness is a heartbeat, not an age: the holder renews `heartbeat` at every step and while it waits (the modules
+# that wait long beat through Heartbeat), and a lock is stale only after no sign of life for a fixed interval.
+# The new run's escalation budget plays no part: a 30-minute manual offload keeps its lock and its job.
 from __future__ import annotations
 
 import errno
@@ -14,6 +18,7 @@ import json
 import os
 import socket
 import tempfile
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -67,14 +72,21 @@ def holder_gone(holder: dict, hostname: str) -> bool:
     return process_start_ticks(holder["pid"]) != holder["pid_start"]
 
 
+def last_sign_of_life(holder: dict) -> datetime | None:
+    """The newest of the holder's acquire, step and heartbeat times; None when it has no valid one."""
+    times = [parse_utc(holder.get(key)) for key in ("since", "step_since", "heartbeat")]
+    return max((t for t in times if t is not None), default=None)
+
+
 def stale_reason(holder: dict, now: datetime, stale_after_seconds: float, hostname: str) -> str | None:
     """Why a held lock may be broken, or None while its holder may still be acting."""
-    since = parse_utc(holder.get("since"))
-    if since is None:
+    alive = last_sign_of_life(holder)
+    if alive is None:
         return "the lock file carries no valid 'since' time"
-    age = (now - since).total_seconds()
-    if age > stale_after_seconds:
-        return f"held for {age:.0f} s, longer than the escalation budget of {stale_after_seconds:.0f} s"
+    silent = (now - alive).total_seconds()
+    if silent > stale_after_seconds:
+        return (f"no heartbeat from its holder for {silent:.0f} s, longer than the {stale_after_seconds:.0f} s "
+                "after which a holder is taken for dead")
     if holder_gone(holder, hostname):
         return f"its holder (pid {holder.get('pid')} on {holder.get('control_node')}) no longer runs"
     return None
@@ -172,7 +184,8 @@ class StackLock:
                             "changed": False}
                 broken = {"broken_at": iso(now), "reason": reason, "stale_holder": current,
                           "broken_by": {k: owner.get(k) for k in ("who", "control_node", "run_id")}}
-            holder = {**owner, "token": uuid.uuid4().hex, "since": iso(now), "lock_host": self.hostname}
+            holder = {**owner, "token": uuid.uuid4().hex, "since": iso(now), "heartbeat": iso(now),
+                      "lock_host": self.hostname}
             if owner.get("pid") and owner.get("control_node") == self.hostname:
                 holder["pid_start"] = process_start_ticks(owner["pid"])
             if not check_mode:
@@ -198,13 +211,21 @@ class StackLock:
             return {"outcome": OUTCOME_RELEASED, "released": True, "holder": current, "changed": True}
 
     def note_step(self, token: str, step: str, check_mode: bool = False, now: datetime | None = None) -> dict:
-        """The holder records the step it is at (`step`, `step_since`); anyone else's call changes nothing."""
+        """The holder records the step it is at (`step`, `step_since`, a heartbeat too); anyone else's call changes
+        nothing."""
         now = now or utcnow()
+        return self._renew(token, {"step": step, "step_since": iso(now), "heartbeat": iso(now)}, check_mode)
+
+    def beat(self, token: str, check_mode: bool = False, now: datetime | None = None) -> dict:
+        """The holder's heartbeat: it is alive and still acting. Anyone else's call changes nothing."""
+        return self._renew(token, {"heartbeat": iso(now or utcnow())}, check_mode)
+
+    def _renew(self, token: str, fields: dict, check_mode: bool) -> dict:
         with self.guarded(create_dir=False):
             current = self.read()
             if not current or current.get("token") != token:
                 return {"outcome": OUTCOME_NOT_HELD, "holder": current, "changed": False}
-            holder = {**current, "step": step, "step_since": iso(now)}
+            holder = {**current, **fields}
             if not check_mode:
                 self._write(holder)
             return {"outcome": OUTCOME_HELD, "holder": holder, "changed": True}
@@ -217,3 +238,44 @@ class StackLock:
             return {"outcome": OUTCOME_FREE, "holder": None, "stale_reason": None, "changed": False}
         return {"outcome": OUTCOME_HELD, "holder": current, "changed": False,
                 "stale_reason": stale_reason(current, now, stale_after_seconds, self.hostname)}
+
+
+def heartbeat_argument_spec() -> dict:
+    """The options of a module that may wait long under the stack's lock: the lock and the holder's token, so
+    the wait renews the holder's heartbeat (both unset: nothing is renewed, e.g. a diagnosis outside a run)."""
+    return {"lock_path": {"type": "path"}, "lock_token": {"type": "str", "no_log": False}}
+
+
+class Heartbeat:
+    """Renews the lock's heartbeat from inside a long wait, at most every `interval` s (the first call always).
+    A lock gone or taken by another run is noted (`lost`), never fatal: the wait's own work decides what to do."""
+
+    INTERVAL_SECONDS = 30
+
+    def __init__(self, path: str | None, token: str | None, check_mode: bool = False,
+                 interval: float = INTERVAL_SECONDS, clock=time.monotonic) -> None:
+        # In check mode the lock was only pretended: there is no holder to renew.
+        self.lock = StackLock(path) if path and token and not check_mode else None
+        self.token, self.interval, self.clock = token, interval, clock
+        self.last, self.beats, self.lost = None, 0, None
+
+    def __call__(self) -> None:
+        if self.lock is None or self.lost:
+            return
+        now = self.clock()
+        if self.last is not None and now - self.last < self.interval:
+            return
+        self.last = now
+        try:
+            result = self.lock.beat(self.token)
+        except LockError as exc:
+            self.lost = str(exc)
+            return
+        if result["outcome"] == OUTCOME_NOT_HELD:
+            self.lost = f"the lock {self.lock.path} is no longer held by this run"
+        else:
+            self.beats += 1
+
+    def summary(self) -> dict | None:
+        """What the module returns about its heartbeat (None without a lock)."""
+        return None if self.lock is None else {"beats": self.beats, "lost": self.lost}

@@ -73,8 +73,8 @@ def check_budget(value) -> int:
     except ValueError:
         raise PlanError(f"remediate_escalation_budget_seconds must be a whole number of seconds, got {_short(value)}.") \
             from None
-    if not 0 <= budget <= MAX_BUDGET_SECONDS:
-        raise PlanError(f"remediate_escalation_budget_seconds must be between 0 and {MAX_BUDGET_SECONDS}, got {budget}.")
+    if not 1 <= budget <= MAX_BUDGET_SECONDS:
+        raise PlanError(f"remediate_escalation_budget_seconds must be between 1 and {MAX_BUDGET_SECONDS}, got {budget}.")
     return budget
 
 

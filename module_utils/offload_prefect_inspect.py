@@ -246,7 +246,7 @@ def not_idle_because(deployment: str, exists: bool, running: list[str] | None, e
     return None
 
 
-def wait_for_idle(reporter, flow: str, name: str, seconds: int, poll: float = 5.0) -> dict:
+def wait_for_idle(reporter, flow: str, name: str, seconds: int, poll: float = 5.0, beat=None) -> dict:
     """inspect() every `poll` s until no flow run of the deployment is in flight, at most `seconds` (a run of the
     schedule that was failing when a remediation started usually ends within a minute); the last inspection, with
     `waited_seconds`. Stops at once when the API or the deployment cannot be read: waiting does not fix that."""
@@ -259,6 +259,8 @@ def wait_for_idle(reporter, flow: str, name: str, seconds: int, poll: float = 5.
             if not result["idle"] and result["running_runs"] and seconds:
                 result["not_idle_because"] += f" after {seconds} s"
             return result
+        if beat:
+            beat()  # the caller's lock stays alive while it waits
         time.sleep(min(poll, seconds - elapsed))
 
 

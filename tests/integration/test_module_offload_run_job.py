@@ -3,6 +3,8 @@ offload judged by its output, check mode, the timeout that stops the job inside 
 an offload of the table is in flight."""
 from __future__ import annotations
 
+import json
+
 import faults
 import labctl  # noqa: F401 - puts the lab's flows (table_config) on sys.path
 import pytest
@@ -23,7 +25,8 @@ def _args(lab, **extra) -> dict:
     return {"container": lab.cfg.container("spark-iceberg"), "table": table, "timeout": 120, **extra}
 
 
-def test_check_mode_runs_nothing_and_a_manual_offload_is_judged_by_its_output(clean_lab):
+def test_check_mode_runs_nothing_and_a_manual_offload_is_judged_by_its_output(clean_lab, tmp_path):
+    """... and renews the heartbeat of the stack's lock it runs under (a 30-minute offload keeps its lock)."""
     lab = clean_lab
     assert lab.cycle()["state_type"] == "COMPLETED"
     before = lab.wm()
@@ -32,10 +35,15 @@ def test_check_mode_runs_nothing_and_a_manual_offload_is_judged_by_its_output(cl
     assert planned["command"][:3] == ["docker", "exec", lab.cfg.container("spark-iceberg")]
     assert "--columns" in planned["command"] and lab.wm()["last_offload_timestamp"] == before["last_offload_timestamp"]
 
-    result = run_module(MODULE, _args(lab))
+    lock = {"lock_path": str(tmp_path / "remediation.lock")}
+    token = run_module("offload_lock", {"path": lock["lock_path"], "state": "acquired"})["holder"]["token"]
+    result = run_module(MODULE, _args(lab, **lock, lock_token=token))
     assert not result.get("failed"), result.get("msg")
     assert result["succeeded"] is True and result["exit_code"] == 0 and result["timed_out"] is False
     assert result["rows_offloaded"] is not None and result["output_tail"], result
+    assert result["lock_heartbeat"]["beats"] >= 1 and result["lock_heartbeat"]["lost"] is None, result
+    holder = json.loads((tmp_path / "remediation.lock").read_text())
+    assert holder["token"] == token and holder["heartbeat"] >= holder["since"]
     lab.assert_no_row_lost_or_doubled()
 
 

@@ -41,10 +41,10 @@ def test_forced_scenario_out_of_range_is_one_clear_error(lab):
 def test_forced_scenario_runs_and_a_blown_budget_escalates(lab):
     """A forced scenario runs on a healthy stack (its role finds nothing to fix, the recovery is still verified);
     recovery later than the escalation budget is an escalation, with the evidence, not a success."""
-    rc, report, output, _ = remediate("-e", "remediate_scenarios=2", "-e", "remediate_escalation_budget_seconds=0")
+    rc, report, output, _ = remediate("-e", "remediate_scenarios=2", "-e", "remediate_escalation_budget_seconds=1")
     assert rc != 0
     assert report["status"] == "escalated" and report["remediated_scenarios"] == [2], report
-    assert "Recovered only after the escalation budget of 0 s" in report["escalation"]
+    assert "Recovered only after the escalation budget of 1 s" in report["escalation"]
     assert report["outcomes"][0]["actions"] == []  # nothing was broken, nothing was done
     assert_escalated_to_people(lab, report, "not resolved within 30 minutes")
 

@@ -65,32 +65,40 @@ def test_a_killed_runs_lock_is_broken_by_the_next_run_and_the_break_recorded(cle
     assert not lock_file(lab).exists()
 
 
-def _foreign_lock(lab, age_seconds: float) -> dict:
-    """A lock held by a run on another control node (an AWX job pod), `age_seconds` old."""
-    since = (datetime.now(timezone.utc) - timedelta(seconds=age_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+def _foreign_lock(lab, age_seconds: float, silent_seconds: float) -> dict:
+    """A lock taken `age_seconds` ago by a run on another control node (an AWX job pod), whose last heartbeat was
+    `silent_seconds` ago."""
+    def ago(seconds):
+        return (datetime.now(timezone.utc) - timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
     holder = {"who": "awx@awx-job-pod", "control_node": "awx-job-pod", "run_id": "awx-job-4242", "pid": 7,
-              "since": since, "token": "foreign-token"}
+              "since": ago(age_seconds), "heartbeat": ago(silent_seconds), "step": "Scenario 5 - Timeouts",
+              "token": "foreign-token"}
     lock_file(lab).parent.mkdir(parents=True, exist_ok=True)
     lock_file(lab).write_text(json.dumps(holder))
     return holder
 
 
-def test_a_lock_held_elsewhere_is_obeyed_until_it_is_older_than_the_budget(clean_lab):
+def test_a_live_holder_keeps_its_lock_under_any_budget_and_only_silence_breaks_it(clean_lab):
+    """A 30-minute manual offload elsewhere, beating: a run with budget 1 changes nothing (the budget is not the
+    lock's staleness). Silent for longer than k2_lock_stale_after_seconds (600), the holder is taken for dead."""
     lab = clean_lab
     lab.fault("worker-stopped")
-    _foreign_lock(lab, age_seconds=60)
-    rc, report, output, stats = remediate("-e", "remediate_escalation_budget_seconds=600")
+    _foreign_lock(lab, age_seconds=2000, silent_seconds=20)
+    rc, report, output, stats = remediate("-e", "remediate_escalation_budget_seconds=1")
     assert rc == 0 and stats["k2-lab"]["changed"] == 0, output[-2000:]
     assert "another remediation in progress since" in output and "by awx@awx-job-pod on awx-job-pod (run awx-job-4242)" in output
     assert lab.dc.containers.get("k2-prefect-worker").status == "exited"  # nothing was touched
     assert json.loads(lock_file(lab).read_text())["token"] == "foreign-token"
+    rc, out, _ = run_playbook("playbooks/timeout_revert.yml")  # it restarts the worker: it obeys the lock too
+    assert rc != 0 and "IN PROGRESS: awx-job-4242 holds the stack's lock" in json.dumps(out), out.get("stats")
+    assert json.loads(lock_file(lab).read_text())["token"] == "foreign-token"
 
     lab.clear()  # the stale half needs nothing to remediate: the break itself is what is tested
-    _foreign_lock(lab, age_seconds=700)
-    rc, report, output, _ = remediate("-e", "remediate_escalation_budget_seconds=600")
+    _foreign_lock(lab, age_seconds=2000, silent_seconds=700)
+    rc, report, output, _ = remediate("-e", "remediate_escalation_budget_seconds=1800")
     assert rc == 0 and report["status"] == "healthy", output[-2000:]
     assert report["lock"]["outcome"] == "acquired_after_break"
-    assert "longer than the escalation budget of 600 s" in report["lock"]["broken"]["reason"]
+    assert "no heartbeat from its holder for 70" in report["lock"]["broken"]["reason"]
     assert report["lock"]["broken"]["stale_holder"]["run_id"] == "awx-job-4242"
     assert not lock_file(lab).exists()
 

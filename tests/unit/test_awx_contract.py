@@ -172,7 +172,9 @@ def test_the_remediate_survey_offers_what_remediate_accepts():
 
     budget = spec["remediate_escalation_budget_seconds"]
     assert budget["type"] == "integer" and not budget["required"] and "default" not in budget
-    assert offload_plan.check_budget(budget["min"]) == budget["min"] == 0
+    assert offload_plan.check_budget(budget["min"]) == budget["min"] == 1  # 0 escalates before any step
+    with pytest.raises(offload_plan.PlanError):
+        offload_plan.check_budget(budget["min"] - 1)
     assert offload_plan.check_budget(budget["max"]) == budget["max"] == offload_plan.MAX_BUDGET_SECONDS
 
     monitoring = spec["remediate_restart_monitoring"]

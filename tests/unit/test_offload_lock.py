@@ -47,15 +47,15 @@ def test_release_needs_the_holders_token(tmp_path):
     assert again["outcome"] == "not_held" and not again["changed"]
 
 
-def test_a_lock_older_than_the_budget_is_broken_and_the_break_recorded(tmp_path):
+def test_a_lock_silent_for_longer_than_the_interval_is_broken_and_the_break_recorded(tmp_path):
     lock = lock_at(tmp_path)
-    lock.acquire(OWNER, 1800, now=NOW)
-    not_yet = lock.acquire({**OWNER, "run_id": "cli-2"}, 1800, now=NOW + timedelta(seconds=1799))
+    lock.acquire(OWNER, 600, now=NOW)
+    not_yet = lock.acquire({**OWNER, "run_id": "cli-2"}, 600, now=NOW + timedelta(seconds=599))
     assert not_yet["outcome"] == "busy"
-    later = lock.acquire({**OWNER, "run_id": "cli-3"}, 1800, now=NOW + timedelta(seconds=1801))
+    later = lock.acquire({**OWNER, "run_id": "cli-3"}, 600, now=NOW + timedelta(seconds=601))
     assert later["outcome"] == "acquired_after_break" and later["acquired"]
     assert later["broken"]["stale_holder"]["run_id"] == "cli-1"
-    assert "longer than the escalation budget of 1800 s" in later["broken"]["reason"]
+    assert "no heartbeat from its holder for 601 s, longer than the 600 s" in later["broken"]["reason"]
     records = [json.loads(line) for line in (tmp_path / "state" / "remediation.lock.breaks.jsonl").read_text().splitlines()]
     assert len(records) == 1 and records[0]["broken_by"]["run_id"] == "cli-3"
     assert records[0]["stale_holder"]["run_id"] == "cli-1"
@@ -117,7 +117,7 @@ def test_info_reports_free_held_and_stale(tmp_path):
     lock.acquire(OWNER, 1800, now=NOW)
     held = lock.info(1800, now=NOW + timedelta(seconds=10))
     assert held["outcome"] == "held" and held["stale_reason"] is None
-    assert "escalation budget" in lock.info(1800, now=NOW + timedelta(hours=1))["stale_reason"]
+    assert "no heartbeat from its holder for 3600 s" in lock.info(1800, now=NOW + timedelta(hours=1))["stale_reason"]
 
 
 def test_an_unusable_lock_directory_is_one_clear_error(tmp_path):
@@ -171,3 +171,53 @@ def test_the_holder_records_its_step_and_nobody_else_can(tmp_path):
     assert on_disk["since"] == "2026-11-29T03:00:00Z"
     busy = lock.acquire({**OWNER, "run_id": "cli-2"}, 1800, now=NOW + timedelta(seconds=5))
     assert busy["outcome"] == "busy" and busy["holder"]["step"] == "Scenario 2, ClickHouse"
+
+
+def test_a_live_holder_keeps_its_lock_for_as_long_as_it_beats_whatever_the_next_runs_budget(tmp_path):
+    """A 30-minute manual offload: steps and heartbeats keep the lock; only silence past the interval breaks it."""
+    lock = lock_at(tmp_path)
+    token = lock.acquire(OWNER, 600, now=NOW)["holder"]["token"]
+    lock.note_step(token, "Scenario 5 - Timeouts", now=NOW + timedelta(seconds=60))
+    for minute in range(2, 32):
+        assert lock.beat(token, now=NOW + timedelta(minutes=minute))["outcome"] == "held"
+    for budget_like in (60, 600, 1800):  # the interval is the lock's, never the new run's budget
+        late = lock.acquire({**OWNER, "run_id": "cli-2"}, budget_like, now=NOW + timedelta(minutes=31, seconds=50))
+        assert late["outcome"] == "busy" and late["holder"]["token"] == token
+    assert lock.beat("not-the-token", now=NOW + timedelta(minutes=32))["outcome"] == "not_held"
+    on_disk = json.loads((tmp_path / "state" / "remediation.lock").read_text())
+    assert on_disk["heartbeat"] == "2026-11-29T03:31:00Z" and on_disk["step"] == "Scenario 5 - Timeouts"
+    silent = lock.acquire({**OWNER, "run_id": "cli-3"}, 600, now=NOW + timedelta(minutes=41, seconds=1))
+    assert silent["outcome"] == "acquired_after_break" and "for 601 s" in silent["broken"]["reason"]
+
+
+class Ticks:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_the_heartbeat_of_a_long_wait_renews_at_most_every_interval_and_notes_a_lost_lock(tmp_path):
+    lock = lock_at(tmp_path)
+    token = lock.acquire(OWNER, 600, now=NOW)["holder"]["token"]
+    clock = Ticks()
+    beat = offload_lock.Heartbeat(lock.path, token, interval=30, clock=clock)
+    for second in range(0, 95, 5):
+        clock.now = second
+        beat()
+    assert beat.summary() == {"beats": 4, "lost": None}  # at 0, 30, 60 and 90 s
+    assert json.loads((tmp_path / "state" / "remediation.lock").read_text())["heartbeat"] > "2026-11-29T03:00:00Z"
+
+    lock.release(token)
+    clock.now = 200
+    beat()
+    assert beat.summary() == {"beats": 4, "lost": f"the lock {lock.path} is no longer held by this run"}
+    assert not (tmp_path / "state" / "remediation.lock").exists()  # a lost lock is never re-created
+
+
+@pytest.mark.parametrize("path, token, check_mode", [(None, "t", False), ("lock", None, False), ("lock", "t", True)])
+def test_without_a_lock_and_token_or_in_check_mode_nothing_is_renewed(tmp_path, path, token, check_mode):
+    beat = offload_lock.Heartbeat(path and str(tmp_path / path), token, check_mode)
+    beat()
+    assert beat.summary() is None and not (tmp_path / "lock").exists()

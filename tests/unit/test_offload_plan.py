@@ -52,7 +52,7 @@ def test_bad_budgets_are_refused(budget):
 
 
 def test_budget_and_mitigation_accept_their_ranges():
-    assert p.check_budget("0") == 0 and p.check_budget(1800) == 1800 and p.check_budget(86400) == 86400
+    assert p.check_budget("1") == 1 and p.check_budget(1800) == 1800 and p.check_budget(86400) == 86400
     assert [p.check_mitigation(m) for m in ("auto", "raise", "manual")] == ["auto", "raise", "manual"]
     with pytest.raises(p.PlanError, match="remediate_timeout_mitigation must be one of auto, raise, manual, got 'rise'"):
         p.check_mitigation("rise")
