@@ -57,6 +57,8 @@ warehouse:
 tables:
   description: Per source table, the Iceberg side; C(max_timestamp) and C(max_sequence) are the largest upper
     bounds of the cursor columns over the current snapshot's data files (what was really committed).
+    C(exists) is false for a table that is not there (empty), and null with C(error) when its directory cannot be
+    read (neither, and the watermark repair refuses it).
   returned: always
   type: dict
   sample:

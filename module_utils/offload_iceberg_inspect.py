@@ -59,7 +59,13 @@ def max_bounds(metadata_file: str, warehouse: str, written: str, ts_col: str, se
 
 
 def inspect_table(warehouse: str, written: str, table: dict) -> dict:
-    meta = current_metadata(cold_table_dir(warehouse, table["target"]))
+    table_dir = cold_table_dir(warehouse, table["target"])
+    try:
+        meta = current_metadata(table_dir)
+    except OSError as exc:  # not known to be absent: a repair must not take it for an empty table
+        return {"exists": None, "metadata_file": None, "snapshot_id": None, "committed_at": None,
+                "total_records": None, "max_timestamp": None, "max_sequence": None,
+                "error": f"cannot read {table_dir}: {first_line(exc)}"}
     if meta is None:
         return {"exists": False, "metadata_file": None, "snapshot_id": None, "committed_at": None,
                 "total_records": 0, "max_timestamp": None, "max_sequence": None, "error": None}

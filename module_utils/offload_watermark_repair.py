@@ -54,7 +54,8 @@ def plan_repair(layout: str, table: str, row: dict | None, cold: dict | None, ho
     """What to do with one table's watermark, judged by the truth of the cold tier.
 
     row: the watermark row (state layout: K2's columns; history: the newest row) or None.
-    cold: {"exists", "max_timestamp", "max_sequence"} of the Iceberg table (offload_iceberg_info) or None.
+    cold: {"exists", "max_timestamp", "max_sequence", "error"} of the Iceberg table (offload_iceberg_info); None
+    (not read) or with an error is refused: only a table known to be absent (exists false) is empty.
     hot_oldest: the oldest row still in ClickHouse (TTL) or None when unknown.
     Returns {"table", "action", "reason", "timestamp", "sequence", "mark_failed"}: action is one of none, refused,
     mark_failed, create, repair_nulls, move_back, move_forward, escalate; mark_failed also accompanies a move
@@ -66,7 +67,11 @@ def plan_repair(layout: str, table: str, row: dict | None, cold: dict | None, ho
 
     if in_flight:
         return out("refused", f"an offload of {table} is in flight; repairing now would race it")
-    cold = cold or {}
+    if not isinstance(cold, dict) or cold.get("error") or (cold.get("exists") and not cold.get("max_timestamp")
+                                                           and cold.get("total_records")):
+        why = (cold or {}).get("error") if isinstance(cold, dict) else None
+        return out("refused", f"the cold tier of {table} could not be read ({why or 'no answer for this table'}); "
+                              "its maximum is the repair's truth, and an unreadable table is not an empty one")
     cold_ts = to_utc(cold.get("max_timestamp")) if cold.get("max_timestamp") else None
     cold_seq = cold.get("max_sequence")
     truth_ts = cold_ts or EPOCH

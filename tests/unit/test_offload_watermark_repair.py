@@ -159,7 +159,8 @@ def test_plan_refused_while_an_offload_is_in_flight():
 def test_plan_create_names_the_cold_maximum_or_the_epoch():
     assert plan(None) == expected("create", "no watermark row: re-created from the cold tier's maximum "
                                             "(2026-11-26T11:00:00+00:00)", "2026-11-26T11:00:00+00:00", 42)
-    assert plan(None, cold=None) == expected("create", "no watermark row: re-created from the cold tier's maximum "
+    assert plan(None, cold={"exists": False, "error": None}) == expected(
+        "create", "no watermark row: re-created from the cold tier's maximum "
                                                        "(empty table: the epoch)", "1970-01-01T00:00:00+00:00", 0)
 
 
@@ -258,3 +259,17 @@ def test_create_statements():
                                    "status": "success"})]
     assert repair.repair_statements("history", plan(None)) == [
         (repair.HISTORY_INSERT_SQL, {"table": T, "timestamp": "2026-11-26T11:00:00+00:00", "sequence": 42})]
+
+
+@pytest.mark.parametrize("cold, why", [
+    (None, "no answer for this table"),
+    ({"exists": True, "error": "cannot read /warehouse/x/metadata/v3.metadata.json: Permission denied",
+      "max_timestamp": None}, "cannot read /warehouse/x/metadata/v3.metadata.json: Permission denied"),
+    ({"exists": True, "error": None, "total_records": 500, "max_timestamp": None}, "no answer for this table"),
+])
+@pytest.mark.parametrize("row", [None, state_row(), state_row(last_offload_timestamp=None)])
+def test_an_unreadable_cold_tier_is_refused_never_taken_for_an_empty_table(cold, why, row):
+    """Taken for empty, the watermark went to 1970 and the whole hot tier was offloaded again (duplicates)."""
+    assert plan(row, cold=cold) == expected(
+        "refused", f"the cold tier of {T} could not be read ({why}); its maximum is the repair's truth, and an "
+                   "unreadable table is not an empty one")
