@@ -40,6 +40,9 @@ class LabConfig:
     port_postgres: int = field(default_factory=lambda: int(_env("PORT_POSTGRES", "15432")))
     # The alert-driven loop's webhook (make loop-up), where the lab's Alertmanager sends the runbook's alert.
     port_eda: int = field(default_factory=lambda: int(_env("PORT_EDA", "5000")))
+    # The stack's inventory host (inventory/lab/hosts.yml), which its Prometheus puts on every alert (external label
+    # k2_stack): the alert-driven loop acts on that host only.
+    stack_host: str = field(default_factory=lambda: _env("STACK_HOST", "k2-lab"))
     # Throwaway lab credentials (never used outside the lab).
     db_name: str = "prefect"
     db_user: str = "prefect"

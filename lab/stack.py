@@ -4,7 +4,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import re
+import secrets
 import shutil
 import subprocess
 import tarfile
@@ -212,7 +214,8 @@ def service_specs(cfg: LabConfig) -> list[dict]:
                       f"--web.external-url=http://127.0.0.1:{cfg.port_prometheus}"]),
         dict(name=cfg.container("alertmanager"), image="k2-lab/prometheus:1", aliases=["alertmanager"], mem="128m",
              network_mode="host", ports={cfg.port_alertmanager: cfg.port_alertmanager},
-             binds={str(cfg.state_dir / "prometheus"): "/etc/prometheus"},
+             binds={str(cfg.state_dir / "prometheus"): "/etc/prometheus",
+                    str(cfg.state_dir / "secrets"): "/etc/alertmanager-secrets"},
              command=["/usr/bin/prometheus-alertmanager", "--config.file=/etc/prometheus/alertmanager.yml",
                       "--storage.path=/tmp/alertmanager", f"--web.listen-address=127.0.0.1:{cfg.port_alertmanager}",
                       f"--web.external-url=http://127.0.0.1:{cfg.port_alertmanager}", "--cluster.listen-address="]),
@@ -245,6 +248,20 @@ def conform_to_k2(k2: Path, specs: dict, cfg: LabConfig) -> None:
 
 
 EARLY_WARNING_RULES = "k2-offload-early-warning.rules.yml"
+WEBHOOK_TOKEN_FILE = "eda-webhook.token"
+
+
+def webhook_token(cfg: LabConfig) -> Path:
+    """The lab's secret for the alert-driven loop's webhook (scripts/loop.sh reads it, Alertmanager sends it): made
+    once per state dir, mode 0600, never in the repository."""
+    path = cfg.state_dir / "secrets" / WEBHOOK_TOKEN_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.parent.chmod(0o700)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    return path
 
 
 def render_prometheus(cfg: LabConfig) -> None:
@@ -252,7 +269,9 @@ def render_prometheus(cfg: LabConfig) -> None:
     (out / "rules").mkdir(parents=True, exist_ok=True)
     src = SERVICES / "prometheus"
     values = {"scrape": cfg.scrape_interval, "alert_for": cfg.alert_for, "port_metrics": cfg.port_metrics,
-              "port_alertmanager": cfg.port_alertmanager, "port_eda": cfg.port_eda}
+              "port_alertmanager": cfg.port_alertmanager, "port_eda": cfg.port_eda, "stack_host": cfg.stack_host,
+              "token_file": f"/etc/alertmanager-secrets/{WEBHOOK_TOKEN_FILE}"}
+    webhook_token(cfg)
     (out / "prometheus.yml").write_text((src / "prometheus.yml.tmpl").read_text().format(**values))
     (out / "rules/iceberg-offload-alerts.yml").write_text(
         (src / "iceberg-offload-alerts.yml.tmpl").read_text().format(**values))

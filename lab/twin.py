@@ -42,6 +42,7 @@ def overrides(name: str) -> dict:
                          f"({DEFAULT_PREFIX!r}); unset the twin's K2_LAB_* variables first")
     offset = 100 * (NAMES.index(name) + 1)  # b: 8223, 4300, ...; five twins stay clear of each other's ports
     return {"prefix": f"k2{name}-", "network": f"k2{name}-network", "state_dir": TWINS_DIR / name,
+            "stack_host": host(name),
             **{port: getattr(main, port) + offset for port in PORTS}}
 
 

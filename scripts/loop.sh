@@ -4,6 +4,7 @@
 # a firing alert runs playbooks/remediate.yml. Usage: scripts/loop.sh up|down|status (make loop-up / loop-down).
 # Idempotent: `up` with a live loop and `down` without one do nothing. Pid file and log under .lab/.
 set -euo pipefail
+umask 077  # its vars carry the webhook's token, its log the alerts' contents: the operator's alone
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 STATE=${K2_LAB_STATE_DIR:-$ROOT/.lab}
@@ -14,6 +15,8 @@ PORT=${K2_LAB_PORT_EDA:-5000}  # lab/config.py's port_eda: the port the lab's Al
 RULEBOOK=extensions/eda/rulebooks/iceberg-offload-cli.yml
 INVENTORY=${K2_EDA_INVENTORY:-inventory/lab}
 EDA_BIN=${EDA_VENV:-.venv-eda}/bin/ansible-rulebook
+# The webhook's secret (at least 32 characters): the lab's (lab/stack.py makes it at lab-up), or the operator's.
+TOKEN_FILE=${K2_EDA_WEBHOOK_TOKEN_FILE:-$STATE/secrets/eda-webhook.token}
 
 log() { printf 'loop: %s\n' "$*"; }
 
@@ -36,9 +39,19 @@ up() {
   if pid=$(loop_pid); then log "already running (pid $pid, webhook 127.0.0.1:$(loop_port), log $LOG)"; return 0; fi
   [ -x "$EDA_BIN" ] || { log "$EDA_BIN missing: run scripts/bootstrap.sh (make setup)" >&2; return 1; }
   if listening; then log "127.0.0.1:$PORT is taken by another process: free it or set K2_LAB_PORT_EDA" >&2; return 1; fi
+  local token stacks
+  token=$(cat "$TOKEN_FILE" 2>/dev/null) || { log "no webhook token at $TOKEN_FILE: make lab-up makes the lab's, or set K2_EDA_WEBHOOK_TOKEN_FILE" >&2; return 1; }
+  [[ $token =~ ^[A-Za-z0-9._~+/=-]{32,}$ ]] || { log "the webhook token in $TOKEN_FILE must be 32 or more token characters" >&2; return 1; }
+  # The stacks an alert may name (its k2_stack label): the inventory's k2_docker_hosts.
+  stacks=$(.venv/bin/ansible-inventory -i "$INVENTORY" --list 2>/dev/null | .venv/bin/python -c \
+    'import json, sys; inv = json.load(sys.stdin); print(json.dumps(inv.get("k2_docker_hosts", {}).get("hosts", [])))') \
+    || { log "cannot read the inventory $INVENTORY" >&2; return 1; }
+  [ "$stacks" != "[]" ] || { log "the inventory $INVENTORY names no host in k2_docker_hosts" >&2; return 1; }
   mkdir -p "$STATE"
   rm -f "$PID_FILE"  # a dead loop's
-  printf 'k2_eda_webhook_host: 127.0.0.1\nk2_eda_webhook_port: %s\nk2_eda_project_dir: %s\n' "$PORT" "$ROOT" > "$VARS"
+  rm -f "$VARS" && touch "$LOG" && chmod 600 "$LOG"  # files an older loop left 0644
+  (printf 'k2_eda_webhook_host: 127.0.0.1\nk2_eda_webhook_port: %s\nk2_eda_project_dir: %s\nk2_eda_stacks: %s\nk2_eda_webhook_token: "%s"\n' \
+    "$PORT" "$ROOT" "$stacks" "$token" > "$VARS")
   printf '\n=== %s loop up: 127.0.0.1:%s, %s, inventory %s\n' "$(date -u +%FT%TZ)" "$PORT" "$RULEBOOK" "$INVENTORY" >> "$LOG"
   # run_playbook runs a copy of playbooks/ from a temporary directory, with the project venv's ansible-playbook:
   # - PATH: that ansible-playbook (the lab inventory's interpreter is its Python, which has the modules' libraries);

@@ -17,7 +17,7 @@ def payload(markers: Path, field: str) -> str:
 
 
 def _alert(alertname: str, table: str | None, job: str | None, fingerprint: str) -> dict:
-    labels = {"alertname": alertname, "severity": "critical"}
+    labels = {"alertname": alertname, "severity": "critical", "k2_stack": "k2-lab"}
     labels.update({"table": table} if table else {"job": job})
     return {"status": "firing", "labels": labels, "annotations": {"summary": "offload failing"},
             "startsAt": "2026-12-07T10:00:00.123456789Z", "endsAt": "0001-01-01T00:00:00Z",
@@ -41,6 +41,7 @@ def notification(markers: Path, clean_table: str) -> dict:
             lambda a, v: a.update(fingerprint=v))
     hostile("status", _alert(FIRING, "ohlcv_1m", None, "00000000000000a5"), lambda a, v: a.update(status=v))
     hostile("job", _alert(METRICS_DOWN, None, "x", "00000000000000a6"), lambda a, v: a["labels"].update(job=v))
+    hostile("k2_stack", _alert(FIRING, "ohlcv_5m", None, "00000000000000a8"), lambda a, v: a["labels"].update(k2_stack=v))
     hostile("metrics-down-startsAt", _alert(METRICS_DOWN, None, "iceberg-scheduler", "00000000000000a7"),
             lambda a, v: a.update(startsAt=v))
     clean = _alert(FIRING, clean_table, None, "00000000000000b1")

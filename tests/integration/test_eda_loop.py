@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import urllib.error
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -94,10 +95,21 @@ def test_an_alert_carrying_jinja_in_every_field_runs_none_of_it(loop, tmp_path):
     records_before = len(_records())
     log = lab.cfg.state_dir / "eda-loop.log"
     recaps_before = log.read_text().count("PLAY RECAP")
-    request = urllib.request.Request(f"http://127.0.0.1:{lab.cfg.port_eda}/endpoint", method="POST",
-                                     data=json.dumps(sent).encode(), headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
-        assert response.status == 200
+    token = (lab.cfg.state_dir / "secrets" / "eda-webhook.token").read_text()
+
+    def post(headers: dict) -> int:
+        request = urllib.request.Request(f"http://127.0.0.1:{lab.cfg.port_eda}/endpoint", method="POST",
+                                         data=json.dumps(sent).encode(),
+                                         headers={"Content-Type": "application/json", **headers})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status
+        except urllib.error.HTTPError as exc:
+            return exc.code
+
+    # Without the webhook's token (or with another), the notification is refused before it is an event.
+    assert post({}) == 401 and post({"Authorization": "Bearer not-the-token"}) == 401
+    assert post({"Authorization": f"Bearer {token}"}) == 200
 
     # The loop takes a notification's alerts in order: the clean one is last, so its record comes after the others
     # were matched (or not).
@@ -110,4 +122,5 @@ def test_an_alert_carrying_jinja_in_every_field_runs_none_of_it(loop, tmp_path):
     assert record["alert"]["name"] == "IcebergOffloadConsecutiveFailures"
     assert record["alert"]["started_at"].startswith(clean_alert(sent)["startsAt"][:19]), record["alert"]
     assert not sorted(p.name for p in markers.iterdir()), "a field of the alert was rendered"
+    assert token not in log.read_text() and oct(log.stat().st_mode & 0o777) == "0o600"  # the operator's alone
 
