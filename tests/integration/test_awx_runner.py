@@ -128,7 +128,8 @@ def test_workflow_diagnose_gate_then_remediate_from_artifacts_then_post_incident
     lab.fault("worker-stopped")
     CHECKS["worker-stopped"](lab)  # this is worker-stopped's end-to-end test (test_lab_faults.py leaves it here)
     diagnose_job = AwxJob(tmp_path / "diagnose", lab)
-    status, diagnosis, stdout = diagnose_job.run("playbooks/diagnose.yml", "diagnose", {"diagnose_gate": True})
+    # The survey's answers as AWX sends them: text ("true"), not YAML booleans.
+    status, diagnosis, stdout = diagnose_job.run("playbooks/diagnose.yml", "diagnose", {"diagnose_gate": "true"})
     assert status == "failed", "the gate fails the node, so that the workflow's failure edge remediates"
     assert "remediation needed" in stdout
     assert diagnosis["k2_offload_diagnosis"]["k2-lab"]["scenarios"][0]["scenario"] == 1, diagnosis
@@ -137,7 +138,7 @@ def test_workflow_diagnose_gate_then_remediate_from_artifacts_then_post_incident
     missing_report = tmp_path / "remediate" / "no-such-report.json"
     status, result, stdout = remediate_job.run(
         "playbooks/remediate.yml", "remediate",
-        {**diagnosis, "use_report": True, "report_path": str(missing_report),
+        {**diagnosis, "use_report": "true", "report_path": str(missing_report),
          "remediation_report_path": str(tmp_path / "remediate" / "remediation.json")})
     assert status == "successful", stdout[-4000:]
     assert not missing_report.exists()

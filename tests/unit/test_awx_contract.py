@@ -14,6 +14,7 @@ import offload_plan
 import pytest
 import yaml
 from dateutil.rrule import rrulestr
+from offload_alert_event import VARIABLES as ALERT_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 AWX_VARS = ROOT / "awx" / "vars" / "k2_awx.yml"
@@ -111,6 +112,32 @@ def _read_in(name: str, files: list[Path]) -> bool:
                for path in files for line in _strip_comments(path.read_text()).splitlines())
 
 
+def _survey_variables(template: str) -> set[str]:
+    return {q["variable"] for q in TEMPLATES[template].get("survey", {}).get("spec", [])}
+
+
+# What no survey of a template holding credentials may ask: Ansible's own variables (ansible_python_interpreter runs
+# a command as root on the Docker host), the hosts, where things are (paths, directories) and how to connect (a
+# host of one's own would receive the password). k2_alert_* are the alert's fields, checked by offload_alert_event.
+FORBIDDEN_QUESTION = re.compile(r"^ansible_|^hosts$|_(path|paths|dir|host|hosts|url|port|user|password|interpreter)$"
+                                r"|^k2_(?!alert_)")
+
+
+def test_templates_holding_credentials_prompt_for_nothing_free_form():
+    for name, template in TEMPLATES.items():
+        if not template["credentials"]:
+            continue
+        assert template["ask_variables"] is False, f"{name}: free-form variables beside its credentials"
+        for question in template.get("survey", {}).get("spec", []):
+            variable, kind = question["variable"], question["type"]
+            assert not FORBIDDEN_QUESTION.search(variable), f"{name}: the survey asks for {variable}"
+            assert kind in ("integer", "float", "text", "multiplechoice", "multiselect"), f"{name}: {variable} {kind}"
+            if kind in ("integer", "float"):
+                assert 0 < question["min"] <= question["max"], f"{name}: {variable} unbounded or below 1"
+            if kind == "text":
+                assert 0 < question["min"] <= question["max"] <= 2000, f"{name}: {variable} unbounded"
+
+
 def test_every_template_points_at_an_existing_playbook():
     for name, template in TEMPLATES.items():
         path = ROOT / template["playbook"]
@@ -153,7 +180,10 @@ def test_every_survey_variable_is_an_input_the_playbook_reads(name):
     for question in TEMPLATES[name]["survey"]["spec"]:
         variable = question["variable"]
         assert variable in inputs, f"{name}: {variable} is not an input of {playbook.name} (vars, header, argument_specs)"
-        assert _read_in(variable, sources), f"{name}: {variable} is never read by {playbook.name} or its roles"
+        # The alert's fields are read raw by offload_alert_event's action plugin (never rendered), not by a template.
+        raw = variable in ALERT_VARIABLES and any(re.search(r"^\s+offload_alert_event:", path.read_text(), re.M)
+                                                  for path in sources)
+        assert raw or _read_in(variable, sources), f"{name}: {variable} is never read by {playbook.name} or its roles"
 
 
 def test_the_remediate_survey_offers_what_remediate_accepts():
@@ -223,8 +253,8 @@ def test_the_incident_workflow_wires_diagnose_remediate_verify():
             for target in node.get("related", {}).get(edge, []):
                 assert target["identifier"] in NODES, f"{identifier}.{edge} -> {target['identifier']}: no such node"
         if node.get("extra_data"):
-            # AWX drops a node's extra_data unless its template prompts for variables.
-            assert TEMPLATES[template["name"]]["ask_variables"], f"{identifier}: extra_data would be ignored"
+            # AWX takes a node's extra_data only for variables its template prompts for: survey questions here.
+            assert set(node["extra_data"]) <= _survey_variables(template["name"]), f"{identifier}: extra_data ignored"
 
     def node_of(playbook: str) -> tuple[str, dict]:
         (match,) = [(i, n) for i, n in NODES.items()
@@ -252,7 +282,7 @@ def test_the_incident_workflow_wires_diagnose_remediate_verify():
     assert "remediate_post_incident" in _inputs(ROOT / "playbooks" / "remediate.yml")
 
     workflow = _configure_task("awx.awx.workflow_job_template")
-    assert workflow["ask_variables_on_launch"] is True  # EDA's run_workflow_template passes variables only then
+    assert workflow["ask_variables_on_launch"] is False  # they would reach every node's job, credentials and all
     assert workflow["workflow_nodes"] == "{{ k2_awx_workflow_nodes }}"
 
 
@@ -335,10 +365,11 @@ def test_eda_rulebooks_launch_what_awx_defines_and_it_takes_their_variables():
     assert actions, "the rulebooks launch nothing on the controller"
     for rulebook, kind, action in actions:
         assert action["organization"] == VARS["k2_awx_organization"], f"{rulebook}: {action}"
-        passes_vars = bool(action.get("job_args", {}).get("extra_vars"))
+        passed = set(action.get("job_args", {}).get("extra_vars") or {})
         if kind == "run_job_template":
             assert action["name"] in TEMPLATES, f"{rulebook}: no job template {action['name']}"
-            # The controller drops the variables of a launch that does not prompt for them.
-            assert TEMPLATES[action["name"]]["ask_variables"] or not passes_vars, f"{rulebook}: {action['name']}"
+            # The controller takes a launch's variables only when the template prompts for them: its survey's.
+            assert passed <= _survey_variables(action["name"]), f"{rulebook}: {action['name']} drops {passed}"
         else:
             assert action["name"] == VARS["k2_awx_workflow_name"], f"{rulebook}: no workflow {action['name']}"
+            assert not passed, f"{rulebook}: the workflow takes no variables"
