@@ -259,7 +259,7 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
     docker_known = bool(containers) and (facts.get("docker") or {}).get("reachable") is not False
     down = {key: container_down(containers.get(names.get(key, DEFAULT_CONTAINERS[key])))
             for key in DEFAULT_CONTAINERS if docker_known}  # Docker not answering: states unknown, never "absent"
-    root_causes, consequences = [], []
+    root_causes, consequences, observations = [], [], []
     for key, title in ORCHESTRATION:
         if down.get(key):
             container = names.get(key, DEFAULT_CONTAINERS[key])
@@ -298,7 +298,13 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
         t.add(2, f"{ch_name} is not attached to network {network}")
     usage, limit = ch_state.get("memory_usage"), ch_state.get("memory_limit")
     if usage and limit and usage > memory_threshold * limit:
-        t.add(2, f"{ch_name} memory {usage / 2**20:.0f} MiB > {memory_threshold:.0%} of its {limit / 2**20:.0f} MiB limit")
+        high = f"{ch_name} memory {usage / 2**20:.0f} MiB > {memory_threshold:.0%} of its {limit / 2**20:.0f} MiB limit"
+        # A reason to restart ClickHouse only when the offload fails reading it: a restart while it works drops its
+        # caches and every query in flight (the offload's own among them) for nothing.
+        if classes.get("connection") or any(CLICKHOUSE_MEMORY.search(line) for line in log_lines):
+            t.add(2, high)
+        else:
+            observations.append(f"{high}, but the offload is not failing reading ClickHouse: not restarted")
     if clickhouse.get("reachable") is False and not ch_down and not AUTH_FAILURE.search(str(clickhouse.get("error"))):
         t.add(2, f"ClickHouse unreachable: {clickhouse.get('error')}")
     for line in classes.get("connection", []):
@@ -378,7 +384,7 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
             "root_causes": root_causes, "blind": blind,
             "alerting_blind": [b for b in blind if b["monitoring"]] != [],
             "scenarios": scenarios, "failing_tables": sorted(failing), "error_classes": sorted(classes),
-            "stale_alert_tables": sorted(stale_alerts),
+            "stale_alert_tables": sorted(stale_alerts), "observations": observations,
             "causes": {
                 "clickhouse_memory": any(CLICKHOUSE_MEMORY.search(e) for e in t.evidence.get(2, [])),
                 "spark_oom": any(SPARK_OOM.search(e) for e in t.evidence.get(3, [])),
@@ -529,6 +535,7 @@ def summary_lines(result: dict) -> list[str]:
         lines.append(f"Scenario {s['scenario']}: {s['title']} - tables: {', '.join(s['tables']) or 'all'}")
         lines += [f"  evidence: {e}" for e in s["evidence"][:6]]
         lines.append(f"  next: {s['next_action']}")
+    lines += [f"Observed, not acted on: {o}" for o in result.get("observations") or []]
     if result.get("stale_alert_tables"):
         lines.append(f"Alert still firing for {', '.join(result['stale_alert_tables'])} although the newest flow run "
                      "COMPLETED and the watermark is healthy: it clears by itself within its 15-min window.")

@@ -2,7 +2,9 @@
 a blind probe is never healthy, and a stopped PostgreSQL or Prefect server is named and healed as the root cause."""
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -186,3 +188,37 @@ def test_a_manual_offload_waits_for_the_run_in_flight_and_refuses_when_it_does_n
     assert rc == 0, output[-2000:]
     assert lab.prefect.flow_run(run_id)["state_type"] == "COMPLETED"  # it ended first, then the manual offload ran
     lab.assert_no_row_lost_or_doubled()
+
+
+class _Webhook(http.server.BaseHTTPRequestHandler):
+    """A Slack/PagerDuty-style escalation endpoint on the control node's loopback: keeps what it is sent."""
+    received: list = []
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        self.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+        self.send_response(200)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_an_unreachable_docker_host_is_escalated_from_the_control_node(tmp_path):
+    """The stack's own alerting is behind the host: the escalation goes through the webhook, from the control node,
+    and the run fails with one line naming the host. No lab needed: the host is an SSH port nobody listens on."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Webhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    unreachable = tmp_path / "unreachable.yml"  # merged over the lab inventory: the same host, over SSH to port 1
+    unreachable.write_text(json.dumps({"k2_docker_hosts": {"hosts": {"k2-lab": {
+        "ansible_connection": "ssh", "ansible_host": "127.0.0.1", "ansible_port": 1}}}}))
+    try:
+        rc, out, stderr = run_playbook("playbooks/remediate.yml", "-i", "inventory/lab/hosts.yml", "-i", str(unreachable),
+                                       "-e", f"k2_escalation_webhook_url=http://127.0.0.1:{server.server_port}/hook",
+                                       "-e", f"remediation_report_path={tmp_path / 'remediation.json'}", timeout=300)
+    finally:
+        server.shutdown()
+    output = json.dumps(out) + stderr
+    assert rc != 0 and "ESCALATE (Docker host unreachable): k2-lab cannot be reached" in output, output[-3000:]
+    assert out["stats"]["k2-lab"]["changed"] == 0 and not (tmp_path / "remediation.json").exists()
+    (sent,) = _Webhook.received
+    assert "k2-lab" in json.dumps(sent) and "cannot be reached from the control node" in json.dumps(sent), sent

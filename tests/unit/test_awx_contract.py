@@ -62,8 +62,9 @@ def _roles_of(playbook: Path, seen: set[str] | None = None) -> set[str]:
 
 
 def _main_play(playbook: Path) -> dict:
-    """The play that acts on the K2 Docker hosts (after the imported inventory check)."""
-    return next(play for play in load(playbook) if play.get("hosts") == "k2_docker_hosts")
+    """The play that acts on the K2 Docker hosts (after the imported checks and remediate.yml's reachability play):
+    the one with the playbook's variables."""
+    return next(play for play in load(playbook) if play.get("hosts") == "k2_docker_hosts" and "vars" in play)
 
 
 def _own_files(playbook: Path) -> list[Path]:
