@@ -293,6 +293,7 @@ from ansible.module_utils.offload_prefect_inspect import inspect_argument_spec a
 from ansible.module_utils.offload_prefect_inspect import read_prefect
 from ansible.module_utils.offload_prometheus_inspect import inspect_argument_spec as prometheus_spec
 from ansible.module_utils.offload_prometheus_inspect import read_prometheus
+from ansible.module_utils.offload_redact import scrub
 from ansible.module_utils.offload_rules import facts_from_raw, summary_lines, triage
 from ansible.module_utils.offload_watermark_db import inspect_argument_spec as watermark_spec
 from ansible.module_utils.offload_watermark_db import read_watermarks
@@ -429,8 +430,11 @@ def main() -> None:
         "probes": raw})
     result = triage(facts, sources, memory_threshold=p["memory_threshold"],
                     watermark_tolerance_seconds=p["watermark_tolerance_seconds"])
-    module.exit_json(changed=False, facts=to_json_safe(facts), summary_lines=summary_lines(result),
-                     probe_seconds={probe.probe: probe.seconds for probe in probes}, **to_json_safe(result))
+    # The evidence quotes the stack's own logs, which may carry a password (a connection string, "password=..."):
+    # masked here, so that no report, AWX artifact or later module sees it (the module's own passwords too).
+    secrets = [p["watermarks"].get("login_password"), p["clickhouse"].get("clickhouse_password")]
+    out = scrub({"facts": to_json_safe(facts), "summary_lines": summary_lines(result), **to_json_safe(result)}, secrets)
+    module.exit_json(changed=False, probe_seconds={probe.probe: probe.seconds for probe in probes}, **out)
 
 
 if __name__ == "__main__":

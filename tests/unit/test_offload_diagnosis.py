@@ -101,3 +101,20 @@ def test_bad_module_input_is_one_line_and_probes_nothing(diagnosis, monkeypatch)
     result = run_main(diagnosis, monkeypatch, {**ARGS, "probe_timeout": 0})
     assert result["failed"] and result["msg"] == "probe_timeout must be between 1 and 600 seconds, got 0."
     assert called == []
+
+
+def test_a_password_in_the_stack_s_logs_never_leaves_the_diagnosis(diagnosis, monkeypatch):
+    """Evidence quotes the stack's logs: a connection string or a password option in them is masked in every field
+    the module returns (the report, the AWX artifact and the remediation all come from it)."""
+    def docker_logs(reporter):
+        raise ProbeError("ps failed: jdbc:clickhouse://default:ch-secret-never-shown@k2-clickhouse:8123 password=hunter22")
+
+    def failed_watermarks(reporter):
+        raise ProbeError("cannot connect: password pg-secret-never-shown rejected")
+
+    monkeypatch.setattr(diagnosis, "read_docker", docker_logs)
+    monkeypatch.setattr(diagnosis, "read_watermarks", failed_watermarks)
+    result = run_main(diagnosis, monkeypatch, {**ARGS, "clickhouse": {"clickhouse_password": "ch-secret-never-shown"}})
+    text = str(result)
+    assert "ch-secret-never-shown" not in text and "pg-secret-never-shown" not in text and "hunter22" not in text
+    assert "********" in text  # masked, not dropped: the line still says what failed
