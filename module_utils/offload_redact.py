@@ -1,8 +1,9 @@
 # -*- coding: utf-8 -*-
 # PRIVATE to this project's modules (offload_notify, offload_incident, offload_diagnosis): take secrets out of whatever
-# leaves the run (a notification, an incident record, the diagnosis and so every report and artifact built on it). Evidence lines quote the stack's own logs, which may carry a password in a
-# connection string or a "password=" option; the caller's no_log values are removed wherever they appear, in the
-# forms they take in URLs and JSON. Pure functions. Imported as ansible.module_utils.offload_redact.
+# leaves the run (a notification, an incident record, the diagnosis and so every report and artifact built on it).
+# Evidence lines quote the stack's own logs, which may carry a password in a connection string or a "password="
+# option; the caller's no_log values are removed wherever they appear, in the forms they take in URLs and JSON.
+# Pure functions. Imported as ansible.module_utils.offload_redact.
 from __future__ import annotations
 
 import json
