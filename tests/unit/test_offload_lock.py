@@ -221,3 +221,23 @@ def test_without_a_lock_and_token_or_in_check_mode_nothing_is_renewed(tmp_path, 
     beat = offload_lock.Heartbeat(path and str(tmp_path / path), token, check_mode)
     beat()
     assert beat.summary() is None and not (tmp_path / "lock").exists()
+
+
+def test_a_step_is_a_sign_of_life_and_silence_exactly_at_the_interval_is_not_yet_stale(tmp_path):
+    """A lock written before heartbeats existed carries `step_since` only; the interval itself is still alive."""
+    lock = lock_at(tmp_path)
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "remediation.lock").write_text(json.dumps(
+        {**OWNER, "since": "2026-11-29T02:00:00Z", "step_since": "2026-11-29T02:55:00Z", "token": "old"}))
+    assert lock.acquire({**OWNER, "run_id": "cli-2"}, 600, now=NOW)["outcome"] == "busy"  # stepped 300 s ago
+    assert lock.acquire({**OWNER, "run_id": "cli-2"}, 300, now=NOW)["outcome"] == "busy"  # exactly the interval
+    broken = lock.acquire({**OWNER, "run_id": "cli-3"}, 299, now=NOW)
+    assert broken["outcome"] == "acquired_after_break" and "for 300 s, longer than the 299 s" in broken["broken"]["reason"]
+
+
+def test_a_lock_that_cannot_be_read_is_noted_by_the_heartbeat_not_raised(tmp_path):
+    (tmp_path / "remediation.lock").mkdir()  # a directory where the lock file should be
+    beat = offload_lock.Heartbeat(str(tmp_path / "remediation.lock"), "t")
+    beat()
+    assert beat.summary()["beats"] == 0 and beat.summary()["lost"].startswith(
+        f"cannot read the lock file {tmp_path / 'remediation.lock'}")

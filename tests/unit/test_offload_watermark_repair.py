@@ -273,3 +273,9 @@ def test_an_unreadable_cold_tier_is_refused_never_taken_for_an_empty_table(cold,
     assert plan(row, cold=cold) == expected(
         "refused", f"the cold tier of {T} could not be read ({why}); its maximum is the repair's truth, and an "
                    "unreadable table is not an empty one")
+
+
+def test_a_readable_table_with_rows_and_a_maximum_is_repaired_from_it_not_refused():
+    readable = {**COLD, "total_records": 500, "error": None}
+    assert plan(state_row(last_offload_timestamp=COLD_TS - timedelta(minutes=30)), cold=readable)["action"] == \
+        "move_forward"
