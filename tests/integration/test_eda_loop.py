@@ -14,6 +14,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+import stack
 from hostile_alerts import clean_alert, notification
 from test_lab_faults import CHECKS
 
@@ -95,7 +96,7 @@ def test_an_alert_carrying_jinja_in_every_field_runs_none_of_it(loop, tmp_path):
     records_before = len(_records())
     log = lab.cfg.state_dir / "eda-loop.log"
     recaps_before = log.read_text().count("PLAY RECAP")
-    token = (lab.cfg.state_dir / "secrets" / "eda-webhook.token").read_text()
+    token = stack.webhook_token(lab.cfg).read_text()
 
     def post(headers: dict) -> int:
         request = urllib.request.Request(f"http://127.0.0.1:{lab.cfg.port_eda}/endpoint", method="POST",
