@@ -61,6 +61,9 @@ class LabConfig:
         "TASK_TIMEOUT_SECONDS", _lane_default("30", "600"))))
     task_retry_delay_seconds: int = field(default_factory=lambda: int(_env("TASK_RETRY_DELAY_SECONDS", "1")))
     subflow_retries: int = field(default_factory=lambda: int(_env("SUBFLOW_RETRIES", "0")))
+    # The live-schedule mode: the deployment runs every N s, as K2's every 15 min (0: paused, the lab's default, so
+    # that a test's own runs are the only ones). K2's 900 s on its ~94 s cycle is ~270 s on the lab's ~28 s cycle.
+    schedule_seconds: int = field(default_factory=lambda: int(_env("SCHEDULE_SECONDS", "0")))
     alert_for: str = field(default_factory=lambda: _env("ALERT_FOR", "4s"))
     # The product's early-warning rules (prometheus/): long enough that a worker restart (a few seconds) fires nothing.
     early_warning_for: str = field(default_factory=lambda: _env("EARLY_WARNING_FOR", "15s"))

@@ -330,6 +330,12 @@ def clear(dc, cfg: LabConfig, reset_table: Callable[[str], None]) -> list[str]:
     if lock.exists():  # left by an interrupted run; its holder is gone with it
         lock.unlink()
         actions.append("removed a left-over remediation lock")
+    hold = lock.with_name(lock.name + ".schedule-hold")  # module_utils/offload_schedule.py's record beside it
+    if hold.exists():
+        hold.unlink()
+        actions.append("removed a left-over schedule hold")
+    if prefect.deployment().get("paused") != (cfg.schedule_seconds <= 0):  # a test or a dead run left it otherwise
+        actions.append(f"put the lab's schedule back: {prefect.set_schedule(cfg.schedule_seconds)}")
     wait_for("ClickHouse", lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_clickhouse}/ping"), timeout=60)
     _post(cfg, "/lab/ballast?mb=0")
     reg = _registry(cfg)

@@ -25,9 +25,9 @@ def clickhouse(cfg: LabConfig, database: str = "k2"):
                                          send_receive_timeout=120)
 
 
-def http_json(url: str, body: dict | None = None, timeout: float = 10.0):
+def http_json(url: str, body: dict | None = None, timeout: float = 10.0, method: str | None = None):
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method="POST" if data is not None else "GET",
+    req = urllib.request.Request(url, data=data, method=method or ("POST" if data is not None else "GET"),
                                  headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - 127.0.0.1 only
         return json.loads(resp.read() or b"null")
@@ -47,6 +47,31 @@ class Prefect:
         params = {"tables": tables} if tables else {}
         run = http_json(f"{self.api}/deployments/{self.deployment()['id']}/create_flow_run", {"parameters": params})
         return run["id"]
+
+    def set_schedule(self, seconds: int, first_in: float = 0) -> str:
+        """The live-schedule mode: the deployment's schedule active every `seconds` s, its first run `first_in` s from
+        now (K2: every 900 s, on a ~94 s cycle), or paused for 0 (the lab's default; pausing deletes the runs it had
+        scheduled). Prefect's scheduler creates the runs within seconds of the change."""
+        deployment = self.deployment()
+        base = f"{self.api}/deployments/{deployment['id']}"
+        if seconds <= 0:
+            http_json(f"{base}/pause_deployment", {})
+            return "schedule paused"
+        anchor = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + first_in))
+        body = {"schedule": {"interval": seconds, "anchor_date": anchor, "timezone": "UTC"}, "active": True}
+        schedule = (deployment.get("schedules") or [{}])[0]
+        if schedule.get("id"):
+            http_json(f"{base}/schedules/{schedule['id']}", body, method="PATCH")
+        else:
+            http_json(f"{base}/schedules", [body])
+        http_json(f"{base}/resume_deployment", {})
+        return f"schedule live, every {seconds} s"
+
+    def runs_since(self, since: str) -> list[dict]:
+        """The deployment's runs that started at or after `since` (ISO), oldest first."""
+        return http_json(f"{self.api}/flow_runs/filter", {
+            "deployments": {"id": {"any_": [self.deployment()["id"]]}},
+            "flow_runs": {"start_time": {"after_": since}}, "sort": "START_TIME_ASC", "limit": 200})
 
     def flow_run(self, run_id: str) -> dict:
         return http_json(f"{self.api}/flow_runs/{run_id}")

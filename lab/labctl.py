@@ -97,7 +97,8 @@ def up(cfg: LabConfig, args) -> int:
         res = worker.exec_run(["python3", "/opt/prefect/lab/deploy.py"], environment={"PYTHONPATH": "/opt/prefect/flows"})
         if res.exit_code != 0:
             raise LabError(f"deployment failed: {res.output.decode(errors='replace').strip()[-400:]}") from None
-        print("deployed iceberg-offload-main/iceberg-offload-15min (schedule paused)")
+        print("deployed iceberg-offload-main/iceberg-offload-15min")
+    print(f"iceberg-offload-main/iceberg-offload-15min: {prefect.set_schedule(cfg.schedule_seconds)}")
     if cfg.k2_checkout:
         res = dc.containers.get(cfg.container("spark-iceberg")).exec_run(
             ["python3", "/lab/services/conformance/create_cold_tables.py", *cfg.layers])
@@ -251,6 +252,11 @@ def cycle(cfg: LabConfig, args) -> int:
     return 0 if run["state_type"] == "COMPLETED" else 1
 
 
+def schedule(cfg: LabConfig, args) -> int:
+    print(lab_clients.Prefect(cfg).set_schedule(args.seconds))
+    return 0
+
+
 def watermark_of(cfg: LabConfig, table: str):
     with lab_clients.pg(cfg) as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 FROM information_schema.columns WHERE table_name = 'offload_watermarks' "
@@ -297,13 +303,15 @@ def main(argv=None) -> int:
     p = sub.add_parser("cycle")
     p.add_argument("--tables", help="comma-separated source tables (default: all enabled)")
     p.add_argument("--timeout", type=float, default=300)
+    p = sub.add_parser("schedule", help="the deployment's schedule: live every SECONDS s, or paused with 0")
+    p.add_argument("seconds", type=int)
     p = sub.add_parser("verify-data")
     p.add_argument("--tables")
     p.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     cfg = LabConfig()
     handlers = {"up": up, "down": down, "status": status, "fault": fault, "clear": clear, "cycle": cycle,
-                "verify-data": verify_data}
+                "schedule": schedule, "verify-data": verify_data}
     try:
         return handlers[args.cmd](cfg, args)
     except LabError as exc:

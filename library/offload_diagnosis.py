@@ -146,6 +146,19 @@ options:
     description: Allowed difference between a watermark and the cold tier's committed maximum.
     type: float
     default: 1.0
+  lock:
+    description:
+      - The stack's remediation lock (M(offload_lock)) on the host the module runs on. With its path, a schedule a
+        remediation paused and that died before resuming it (the hold beside the lock, M(offload_schedule)) is a root
+        cause; a pause by a live remediation or by a person is an observation. Empty path - not read.
+    type: dict
+    default: {}
+    suboptions:
+      path: {description: The lock file (C(k2_remediation_lock_path))., type: str, default: ""}
+      stale_after_seconds:
+        description: No sign of life for longer - the holder is gone (C(k2_lock_stale_after_seconds)).
+        type: int
+        default: 600
 requirements:
   - psycopg2, clickhouse-connect, pyiceberg and the Docker SDK for Python on the host the module runs on; a
     missing one makes its probe blind, not the module fail.
@@ -289,12 +302,14 @@ from ansible.module_utils.offload_common import (
 )
 from ansible.module_utils.offload_docker_api import HAS_DOCKER_SDK, DockerUnavailable, connect, gather
 from ansible.module_utils.offload_iceberg_inspect import read_iceberg
+from ansible.module_utils.offload_lock import LockError, StackLock
 from ansible.module_utils.offload_prefect_inspect import inspect_argument_spec as prefect_spec
 from ansible.module_utils.offload_prefect_inspect import read_prefect
 from ansible.module_utils.offload_prometheus_inspect import inspect_argument_spec as prometheus_spec
 from ansible.module_utils.offload_prometheus_inspect import read_prometheus
 from ansible.module_utils.offload_redact import scrub
 from ansible.module_utils.offload_rules import facts_from_raw, summary_lines, triage
+from ansible.module_utils.offload_schedule import HoldError, hold_facts, read_hold
 from ansible.module_utils.offload_watermark_db import inspect_argument_spec as watermark_spec
 from ansible.module_utils.offload_watermark_db import read_watermarks
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
@@ -327,7 +342,17 @@ def argument_spec() -> dict:
         "probe_timeout": {"type": "int", "default": 60},
         "memory_threshold": {"type": "float", "default": 0.9},
         "watermark_tolerance_seconds": {"type": "float", "default": 1.0},
+        "lock": _section({"path": {"type": "str", "default": ""}, "stale_after_seconds": {"type": "int", "default": 600}}),
     }
+
+
+def read_schedule_hold(params: dict) -> dict:
+    """The hold beside the lock and the lock's state (offload_schedule.hold_facts), or {} when not configured or
+    unreadable (a warning: the schedule's state is then reported from Prefect alone)."""
+    if not params["path"]:
+        return {}
+    info = StackLock(params["path"]).info(params["stale_after_seconds"])
+    return hold_facts(read_hold(params["path"]), info["holder"], info["stale_reason"])
 
 
 def read_alertmanager(reporter) -> dict:
@@ -428,6 +453,10 @@ def main() -> None:
         "network_name": p["network_name"], "container_names": p["docker"]["containers"],
         "docker": raw.pop("docker"), "jdbc_path": p["docker"]["jdbc_driver_path"],
         "probes": raw})
+    try:
+        facts["schedule_hold"] = read_schedule_hold(p["lock"])
+    except (LockError, HoldError) as exc:
+        module.warn(f"schedule hold not read: {exc}")
     result = triage(facts, sources, memory_threshold=p["memory_threshold"],
                     watermark_tolerance_seconds=p["watermark_tolerance_seconds"])
     # The evidence quotes the stack's own logs, which may carry a password (a connection string, "password=..."):

@@ -151,6 +151,7 @@ def plan(diagnosis: dict, configured: list[str], forced: list[int], lock: dict |
     result = {"outcome": None, "message": "", "escalation_rule": None, "root_cause_steps": [], "scenarios": [],
               "restart_monitoring": False, "tables": [], "watermark_tables": [], "timeout_tables": [],
               "verify_tables": [], "not_automated": [], "monitoring_blind": monitoring_blind, "causes": {},
+              "adopt_schedule": False,
               "diagnosis_titles": [c.get("title", c.get("component")) for c in root_causes]
               + [s.get("title", str(s.get("scenario"))) for s in scenarios]}
 
@@ -181,20 +182,23 @@ def plan(diagnosis: dict, configured: list[str], forced: list[int], lock: dict |
         chosen = [s["scenario"] for s in scenarios if s.get("scenario") in automated]
         not_automated = [s for s in scenarios if s.get("scenario") not in automated]
     startable = [c["component"] for c in root_causes if c.get("component") in STARTABLE_ROOT_CAUSES]
+    # A schedule a dead remediation left paused: this run adopts its hold (hold_schedule.yml) and resumes it at the end.
+    adopt_schedule = any(c.get("component") == "schedule" for c in root_causes)
     result.update(root_cause_steps=startable, scenarios=chosen, not_automated=not_automated,
-                  causes=diagnosis.get("causes") or {})
+                  causes=diagnosis.get("causes") or {}, adopt_schedule=adopt_schedule)
+    acting = bool(chosen or startable or adopt_schedule)
 
     if offload_blind and not forced and not any(b.get("probe") in _explained_probes(chosen) for b in offload_blind):
         blind_text = "; ".join(f"{b['component']}: {b['cause']}" for b in offload_blind)
         return done(ESCALATE, f"ESCALATE ({RULE_UNCLEAR}): the diagnosis is blind - {blind_text}. Nothing was "
                               "changed: what cannot be seen could be the cause.", RULE_UNCLEAR)
-    if not chosen and not startable and not_automated:
+    if not acting and not_automated:
         item = not_automated[0]
         return done(ESCALATE, f"ESCALATE ({RULE_UNCLEAR}): scenario(s) "
                               f"{', '.join(str(s['scenario']) for s in not_automated)} are not automated here "
                               f"({'; '.join(s.get('title', '') for s in not_automated)}). Evidence: "
                               f"{(item.get('evidence') or [''])[0]}. Next: {item.get('next_action', '')}", RULE_UNCLEAR)
-    if not chosen and not startable:
+    if not acting:
         if monitoring_blind and restart_monitoring:
             result.update(restart_monitoring=True)
             return done(REMEDIATE, "the monitoring containers: alerting is blind (remediate_restart_monitoring=true).")
@@ -213,6 +217,8 @@ def plan(diagnosis: dict, configured: list[str], forced: list[int], lock: dict |
         fallback + (result["watermark_tables"] if 4 in chosen else []) + (result["timeout_tables"] if 5 in chosen else [])))
     causes = result["causes"]
     steps = ([f"root cause(s) {', '.join(startable)} (start, upstream first)"] if startable else []) + \
+        (["the schedule a remediation that is gone left paused (adopt its hold, resume it at the end)"]
+         if adopt_schedule else []) + \
         ([f"scenario(s) {', '.join(str(n) for n in chosen)}"] if chosen else [])
     extras = ([", restarting Spark after an OOM kill"] if causes.get("spark_oom") and 3 in chosen else []) + \
         ([", restarting ClickHouse (memory)"] if causes.get("clickhouse_memory") and 2 in chosen else [])

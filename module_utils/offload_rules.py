@@ -10,9 +10,11 @@ from datetime import datetime, timezone
 try:
     from ansible.module_utils.offload_common import parse_utc
     from ansible.module_utils.offload_docker import parse_offload_processes
+    from ansible.module_utils.offload_schedule import left_paused
 except ImportError:  # unit tests import module_utils/ directly
     from offload_common import parse_utc
     from offload_docker import parse_offload_processes
+    from offload_schedule import left_paused
 
 SCENARIOS = {
     1: ("worker_not_running", "Worker not running"),
@@ -47,7 +49,11 @@ ROOT_CAUSE_NEXT = {
                   "data-directory errors (remediate.yml).",
     "prefect_server": "Start k2-prefect-server, wait until its API answers, then check the worker polls its pool and "
                       "verify with one flow run (remediate.yml).",
+    "schedule": "remediate.yml adopts the dead run's hold, verifies with one flow run and resumes the schedule when it "
+                "ends; by hand: resume the deployment in Prefect (UI, or POST /api/deployments/<id>/resume_deployment) "
+                "and remove the hold record beside the lock.",
 }
+SCHEDULE_LEFT_PAUSED = "Offload schedule left paused by a remediation that is gone (Prefect deployment)"
 # Probe -> (component named in the report, orchestration/container keys whose outage explains its failure).
 PROBES = (
     ("watermarks", "PostgreSQL watermarks (offload_watermarks)", ("prefect_db",)),
@@ -266,6 +272,16 @@ def triage(facts: dict, tables: list[str], now: datetime | None = None, watermar
             root_causes.append({"component": key, "container": container, "title": title,
                                 "evidence": [f"{container}: {down[key]}"],
                                 "consequences": consequences, "next_action": ROOT_CAUSE_NEXT[key]})
+
+    # The schedule a remediation paused and never resumed (it died): nothing offloads until it is resumed.
+    paused = ((prefect.get("deployment") or {}).get("paused") if prefect.get("reachable") else None)
+    left = left_paused(paused, facts.get("schedule_hold") or {})
+    if left["finding"]:
+        root_causes.append({"component": "schedule", "container": None, "title": SCHEDULE_LEFT_PAUSED,
+                            "evidence": [left["finding"]], "consequences": consequences,
+                            "next_action": ROOT_CAUSE_NEXT["schedule"]})
+    if left["observation"]:
+        observations.append(left["observation"])
 
     # A container its restart policy keeps bringing back: its scenario's evidence, although it runs now.
     for key, scenario in SCENARIO_OF_CONTAINER.items():

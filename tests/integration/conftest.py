@@ -244,6 +244,47 @@ def clean_lab(lab):
     time.sleep(0.5)
 
 
+# The schedule during a live-schedule test: every 120 s, harsher than the lab's scaled 270 s (K2's 900 s on its ~94 s
+# cycle, on the lab's ~28 s one) so that most remediations see a tick, and still far above one cycle, so that the
+# schedule's own runs never overlap each other (K2 has no mutual exclusion: two runs of a table double its rows).
+LIVE_SCHEDULE_SECONDS = 120
+
+
+class LiveSchedule:
+    """The offload deployment's schedule live for one test, as K2's always is."""
+
+    def __init__(self, lab: Lab) -> None:
+        self.lab, self.since = lab, None
+
+    def start(self, first_in: float = 20) -> None:
+        self.since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
+        self.lab.prefect.set_schedule(LIVE_SCHEDULE_SECONDS, first_in=first_in)
+
+    def still_live(self) -> bool:
+        return not self.lab.prefect.deployment().get("paused")
+
+    def stop(self) -> None:
+        """Pause it (its scheduled runs are deleted) and wait for the runs in flight: the next test starts idle."""
+        self.lab.prefect.set_schedule(0)
+        self.lab.wait("no flow run in flight", lambda: not self.lab.prefect.running_runs(), timeout=300)
+
+    def assert_no_runs_overlapped(self) -> list[dict]:
+        """The safety promise under a live schedule: no two runs of the deployment were ever in flight together."""
+        runs = [r for r in self.lab.prefect.runs_since(self.since) if r.get("start_time")]
+        for earlier, later in zip(runs, runs[1:]):
+            assert earlier.get("end_time") and earlier["end_time"] <= later["start_time"], (
+                f"flow runs overlapped: {earlier['name']} ({earlier['start_time']} - {earlier.get('end_time')}) and "
+                f"{later['name']} (from {later['start_time']})")
+        return runs
+
+
+@pytest.fixture
+def live_schedule(clean_lab):
+    live = LiveSchedule(clean_lab)
+    yield live
+    live.stop()
+
+
 # A K2 checkout for the conformance lane (docs/fidelity.md): $K2_SOURCE, else the one beside this repository. Taken
 # out of the environment: every other test runs on the twin, whose LabConfig must not read it.
 K2_CHECKOUT = Path(os.environ.pop("K2_SOURCE", "") or stack.PROJECT_ROOT.parent / "shared/upstream/k2-market-data-platform")

@@ -210,15 +210,21 @@ def assert_recovered(lab, fault, rc, report, output):
 @pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.on_a_twin) if faults.FAULTS[n].scenario == 5 else
                                   pytest.param(n, marks=ON_K2_CODE) if n == "clickhouse-stopped" else n
                                   for n in REMEDIATED])
-def test_fault_remediated_end_to_end(clean_lab, name):
-    """fault -> symptom through the pipeline -> remediate.yml -> verified recovery, no row lost or doubled.
-    (clean_lab starts from a cleared, healthy lab.)"""
-    lab = clean_lab
+def test_fault_remediated_end_to_end(live_schedule, name):
+    """fault -> symptom through the pipeline -> remediate.yml, with the schedule live as on K2 -> verified recovery,
+    no row lost or doubled, no two runs at once. (From a cleared, healthy lab; the symptom's own runs are the test's,
+    the schedule goes live for the remediation.)"""
+    lab = live_schedule.lab
     if faults.FAULTS[name].data_fault:  # a watermark fault needs offloaded data to be wrong about
         assert lab.cycle()["state_type"] == "COMPLETED"
     fault = lab.fault(name)
     CHECKS[name](lab)
+    live_schedule.start()
     rc, report, output, _ = remediate()
+    assert "Hold the offload schedule" in output and live_schedule.still_live(), output[-3000:]  # held, resumed
+    assert not (lab.cfg.state_dir / "locks/remediation.lock.schedule-hold").exists()
+    live_schedule.stop()
+    live_schedule.assert_no_runs_overlapped()
     assert_recovered(lab, fault, rc, report, output)
     assert not faults.orphan_offload_pids(lab.dc)
     assert_health_check_needs_a_human(last_diagnosis(), fault)

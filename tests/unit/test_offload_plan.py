@@ -209,7 +209,8 @@ def test_a_failed_step_falls_under_the_runbook_rule(task, result, rule):
 
 EMPTY_PLAN = {"outcome": None, "message": "", "escalation_rule": None, "root_cause_steps": [], "scenarios": [],
               "restart_monitoring": False, "tables": [], "watermark_tables": [], "timeout_tables": [],
-              "verify_tables": [], "not_automated": [], "monitoring_blind": [], "causes": {}, "diagnosis_titles": []}
+              "verify_tables": [], "not_automated": [], "monitoring_blind": [], "causes": {}, "diagnosis_titles": [],
+              "adopt_schedule": False}
 
 
 def test_the_whole_plan_of_a_healthy_diagnosis():
@@ -247,6 +248,22 @@ def test_the_whole_plan_of_scenarios_2_and_4_after_a_root_cause():
         "message": "root cause(s) prefect_db (start, upstream first) then scenario(s) 2, 4 for table(s) silver_trades, "
                    "bronze_trades_binance, restarting ClickHouse (memory); then verify with a flow run, the "
                    "watermarks and the truth check."}
+
+
+def test_a_schedule_a_dead_remediation_left_paused_is_remediated_alone_and_verified():
+    left = {"component": "schedule", "title": "Offload schedule left paused by a remediation that is gone",
+            "evidence": ["paused by remediation run cli-1"]}
+    result = p.plan(diagnosis(status="degraded", root_causes=[left]), TABLES, [])
+    assert result == {
+        **EMPTY_PLAN, "outcome": p.REMEDIATE, "adopt_schedule": True, "tables": TABLES[:1], "watermark_tables": TABLES[:1],
+        "timeout_tables": TABLES[:1], "verify_tables": TABLES[:1], "diagnosis_titles": [left["title"]],
+        "message": "the schedule a remediation that is gone left paused (adopt its hold, resume it at the end) for "
+                   f"table(s) {TABLES[0]}; then verify with a flow run, the watermarks and the truth check."}
+    # Beside a scenario, both are done; a root cause the playbook cannot start is not a reason to act.
+    both = p.plan(diagnosis(status="degraded", root_causes=[left], scenarios=[scenario(2, TABLES[:1])]), TABLES, [])
+    assert both["adopt_schedule"] and both["scenarios"] == [2]
+    other = p.plan(diagnosis(status="degraded", root_causes=[{"component": "prometheus"}]), TABLES, [])
+    assert other["outcome"] == p.NOTHING and not other["adopt_schedule"]
 
 
 def test_the_whole_plan_of_scenario_5_without_failing_tables_falls_back_to_the_first_table():

@@ -1017,3 +1017,33 @@ def test_clickhouse_memory_above_the_threshold_is_scenario_2_only_while_the_offl
     assert failing["scenarios"][0]["scenario"] == 2 and failing["observations"] == []
     assert "k2-clickhouse memory 950 MiB > 90% of its 1000 MiB limit" in failing["scenarios"][0]["evidence"]
     assert failing["causes"]["clickhouse_memory"] is True
+
+
+def _paused(hold_facts):
+    facts = healthy_facts(schedule_hold=hold_facts)
+    facts["prefect"]["deployment"] = {"exists": True, "paused": True}
+    return facts
+
+
+def test_a_schedule_a_dead_remediation_left_paused_is_a_root_cause_not_healthy():
+    dead = {"hold": {"run_id": "cli-7", "paused_at": "2026-11-26T11:00:00Z"}, "owner_alive": False,
+            "lock": "stale: no sign of life for 700 s"}
+    result = rules.triage(_paused(dead), TABLES, now=NOW)
+    assert result["status"] == "degraded" and [c["component"] for c in result["root_causes"]] == ["schedule"]
+    assert result["root_causes"][0]["evidence"] == [
+        "the offload deployment's schedule was paused by remediation run cli-7 at 2026-11-26T11:00:00Z, which is gone "
+        "(lock stale: no sign of life for 700 s): no scheduled offload runs until it is resumed"]
+    assert rules.summary_lines(result)[0] == f"ROOT CAUSE: {rules.SCHEDULE_LEFT_PAUSED}"
+
+
+def test_a_paused_schedule_of_a_live_remediation_or_a_person_is_observed_not_acted_on():
+    live = rules.triage(_paused({"hold": {"run_id": "cli-7"}, "owner_alive": True, "lock": "held by run cli-7"}),
+                        TABLES, now=NOW)
+    person = rules.triage(_paused({}), TABLES, now=NOW)
+    for result in (live, person):
+        assert result["status"] == "healthy" and result["root_causes"] == [] and len(result["observations"]) == 1
+    assert "paused by remediation run cli-7, still at work" in live["observations"][0]
+    assert "not by a remediation" in person["observations"][0]
+    unread = _paused({"hold": {"run_id": "cli-7"}, "owner_alive": False})
+    unread["prefect"]["reachable"] = False  # whether it is paused is then unknown: no finding on a guess
+    assert all(c["component"] != "schedule" for c in rules.triage(unread, TABLES, now=NOW)["root_causes"])
