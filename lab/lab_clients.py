@@ -67,6 +67,11 @@ class Prefect:
         http_json(f"{base}/resume_deployment", {})
         return f"schedule live, every {seconds} s"
 
+    def runs_in_state(self, state_type: str) -> list[dict]:
+        return http_json(f"{self.api}/flow_runs/filter", {
+            "deployments": {"id": {"any_": [self.deployment()["id"]]}},
+            "flow_runs": {"state": {"type": {"any_": [state_type]}}}, "limit": 200})
+
     def runs_since(self, since: str) -> list[dict]:
         """The deployment's runs that started at or after `since` (ISO), oldest first."""
         return http_json(f"{self.api}/flow_runs/filter", {

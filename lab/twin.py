@@ -79,6 +79,7 @@ def host_vars(cfg: LabConfig) -> dict:
         "k2_offload_task_timeout_seconds": cfg.task_timeout_seconds,
         # The Docker host's paths: the lock is per stack, so a remediation of one twin never blocks another.
         "k2_remediation_lock_path": str(cfg.state_dir / "locks" / "remediation.lock"),
+        "k2_incident_log_on_host": str(cfg.state_dir / "incidents" / "incidents.jsonl"),
         "k2_warehouse_host_path": str(cfg.warehouse_dir),
         "k2_watermark_backup_dir": str(cfg.state_dir / "backups"),
     }

@@ -263,6 +263,10 @@ class LiveSchedule:
     def still_live(self) -> bool:
         return not self.lab.prefect.deployment().get("paused")
 
+    def scheduled_runs(self) -> list[dict]:
+        """The runs the schedule created that have not started (Prefect deletes them when it pauses)."""
+        return [r for r in self.lab.prefect.runs_in_state("SCHEDULED") if r.get("auto_scheduled")]
+
     def stop(self) -> None:
         """Pause it (its scheduled runs are deleted) and wait for the runs in flight: the next test starts idle."""
         self.lab.prefect.set_schedule(0)

@@ -149,6 +149,11 @@ def test_workflow_diagnose_gate_then_remediate_from_artifacts_then_post_incident
     wm = lab.wm()
     assert wm["status"] == "success" and wm["failure_count"] == 0, wm
     lab.assert_no_row_lost_or_doubled()
+    # AWX deletes the job's directory: the stack keeps its copy of the incident record on the Docker host.
+    kept = lab.cfg.state_dir / "incidents" / "incidents.jsonl"
+    record = json.loads(kept.read_text().splitlines()[-1])
+    assert record["run"]["run_id"] == remediation["run_id"] and record["outcome"]["status"] == "recovered", record
+    assert oct(kept.stat().st_mode & 0o777) == "0o600"
 
     # The workflow's last node: the runbook's post-incident check (the lab's schedule is paused: it creates the
     # three runs, one after another).

@@ -105,6 +105,34 @@ def test_a_live_holder_keeps_its_lock_under_any_budget_and_only_silence_breaks_i
     assert not lock_file(lab).exists()
 
 
+def test_a_schedule_held_by_a_killed_run_is_named_and_resumed_by_the_next_run(live_schedule, tmp_path):
+    """The schedule is live; a remediation holds it (its scheduled runs deleted) and its control node dies there.
+    The diagnosis names the paused schedule a root cause; the next run breaks the lock, adopts the hold, heals the
+    stack and resumes the schedule, and no two runs were ever in flight together."""
+    lab = live_schedule.lab
+    hold = lock_file(lab).with_name("remediation.lock.schedule-hold")
+    lab.fault("worker-stopped")
+    live_schedule.start(first_in=240)  # live, its first tick after this test's first half
+    lab.wait("the schedule's runs to be created", live_schedule.scheduled_runs, timeout=60)
+    victim = RemediateRun(tmp_path, "victim")
+    lab.wait("the victim to hold the schedule", lambda: hold.exists() and not live_schedule.still_live(), timeout=180)
+    victim.run.kill()
+    assert live_schedule.scheduled_runs() == []  # the pause deleted what the schedule had created
+
+    report = diagnose()
+    causes = {c["component"]: c for c in report["root_causes"]}
+    assert report["status"] == "degraded" and "schedule" in causes, report["root_causes"]
+    assert "which is gone (lock stale: " in causes["schedule"]["evidence"][0]
+
+    rc, report, output, _ = remediate()
+    assert rc == 0 and report["status"] == "recovered", output[-3000:]
+    assert "adopted the schedule hold of run cli-" in output and report["lock"]["outcome"] == "acquired_after_break"
+    assert live_schedule.still_live() and not hold.exists()
+    live_schedule.stop()
+    live_schedule.assert_no_runs_overlapped()
+    assert_truth_clean(lab)
+
+
 def test_blind_probes_are_named_never_healthy(clean_lab):
     """A wrong ClickHouse password, a Prefect API that does not answer and a stopped Prometheus, in one diagnosis:
     each is named with its cause (the unit tests prove each alone is enough to leave `healthy`; the wrong
