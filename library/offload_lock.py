@@ -82,6 +82,15 @@ options:
         stale. Longer than any wait of a step that does not beat (the readiness waits, at most 300 s).
     type: int
     default: 600
+  ended:
+    description:
+      - With O(state=released), how the holder's run ended. C(escalated) leaves O(escalation) in
+        C(<path>.escalation) (with the time and the run), so that the next runs see people have the stack
+        (RV(escalation)); C(recovered) removes that record; anything else leaves it as it is.
+    type: str
+  escalation:
+    description: With O(ended=escalated), what was escalated (e.g. C(rule), C(message)).
+    type: dict
 """
 
 EXAMPLES = r"""
@@ -125,6 +134,13 @@ broken:
   description: The stale lock that was broken, why, and by whom (also appended to C(<path>.breaks.jsonl)).
   returned: when O(state=acquired)
   type: dict
+escalation:
+  description: The last escalation to people a released run left (O(ended=escalated)) and no recovery has removed
+    since, or null (O(state=acquired)).
+  returned: when O(state=acquired)
+  type: dict
+  sample: {rule: root cause is unclear, message: "ESCALATE (root cause is unclear): ...", at: "2026-11-29T03:40:39Z",
+           run_id: cli-4242}
 stale_reason:
   description: Why the current lock is stale, or null (O(state=info)).
   returned: when O(state=info)
@@ -169,6 +185,8 @@ def main() -> None:
             "token": {"type": "str", "no_log": False},
             "step": {"type": "str"},
             "stale_after_seconds": {"type": "int", "default": 600},
+            "ended": {"type": "str"},
+            "escalation": {"type": "dict"},
         },
         required_if=[("state", "released", ["token"]), ("state", "stepped", ["token", "step"])],
         supports_check_mode=True,
@@ -185,7 +203,8 @@ def main() -> None:
             owner = {k: v for k, v in (p["owner"] or {}).items() if v is not None}
             result = lock.acquire(owner, p["stale_after_seconds"], check_mode=module.check_mode)
         elif p["state"] == "released":
-            result = lock.release(p["token"], check_mode=module.check_mode)
+            result = lock.release(p["token"], check_mode=module.check_mode, ended=p["ended"],
+                                  escalation=p["escalation"])
         elif p["state"] == "stepped":
             result = lock.note_step(p["token"], p["step"], check_mode=module.check_mode)
         else:

@@ -71,8 +71,15 @@ options:
     description: The inventory host being remediated (a report of another host is refused).
     type: str
   lock:
-    description: The result of M(offload_lock) O(state=acquired); not acquired means another run is in progress.
+    description:
+      - The result of M(offload_lock) O(state=acquired); not acquired means another run is in progress.
+      - Its C(escalation) (the last escalation to people, until a recovery) makes an O(alert_driven) run answer
+        C(in_progress) for O(escalation_budget_seconds) after it, changing nothing.
     type: dict
+  alert_driven:
+    description: The run was started by an alert (M(offload_alert_event)'s C(from_alert)), not by a person.
+    type: bool
+    default: false
   failure:
     description: A failed step to turn into an escalation line - C(step), C(task), C(result), C(elapsed), C(titles).
     type: dict
@@ -182,6 +189,7 @@ def main() -> None:
             "report_max_age_seconds": {"type": "int", "default": 900},
             "host": {"type": "str"},
             "lock": {"type": "dict"},
+            "alert_driven": {"type": "bool", "default": False},
             "failure": {"type": "dict"},
         },
         mutually_exclusive=[("diagnosis", "report_path"), ("diagnosis", "published")],
@@ -218,7 +226,8 @@ def main() -> None:
             result.update(outcome=None, message="inputs are valid")
         else:
             result.update(plan(diagnosis, configured, result["inputs"]["forced_scenarios"], lock=p["lock"],
-                               restart_monitoring=p["restart_monitoring"]))
+                               restart_monitoring=p["restart_monitoring"], alert_driven=p["alert_driven"],
+                               standdown_seconds=budget))
     except PlanError as exc:
         module.fail_json(msg=str(exc))
     module.exit_json(**result)

@@ -36,6 +36,10 @@ OUTCOME_NOT_HELD = "not_held"             # release of a lock that is gone or be
 OUTCOME_FREE = "free"                     # info: nobody holds it
 OUTCOME_HELD = "held"                     # info: somebody holds it
 
+# How the holder's run ended, as release() is told (remediate.yml's report status).
+ENDED_ESCALATED = "escalated"
+ENDED_RECOVERED = "recovered"
+
 
 class LockError(Exception):
     """The lock file or its directory cannot be used (permission, not a directory, corrupt content)."""
@@ -105,6 +109,8 @@ class StackLock:
         self.path = path
         self.guard_path = path + ".guard"
         self.break_log = path + ".breaks.jsonl"
+        # The last escalation to people, kept after the lock is released (see release).
+        self.escalation_path = path + ".escalation"
         self.hostname = hostname or socket.gethostname()
 
     @contextmanager
@@ -130,14 +136,15 @@ class StackLock:
         finally:
             os.close(fd)  # releases the flock
 
-    def read(self) -> dict | None:
+    def read(self, path: str | None = None) -> dict | None:
+        path = path or self.path
         try:
-            with open(self.path, encoding="utf-8") as handle:
+            with open(path, encoding="utf-8") as handle:
                 text = handle.read()
         except FileNotFoundError:
             return None
         except OSError as exc:
-            raise LockError(f"cannot read the lock file {self.path}: {exc.strerror}") from exc
+            raise LockError(f"cannot read the lock file {path}: {exc.strerror}") from exc
         try:
             holder = json.loads(text)
         except ValueError:
@@ -148,19 +155,20 @@ class StackLock:
             return {"corrupt": True, "content": text[:200]}
         return holder
 
-    def _write(self, holder: dict) -> None:
-        directory = os.path.dirname(self.path) or "."
+    def _write(self, holder: dict, path: str | None = None) -> None:
+        path = path or self.path
+        directory = os.path.dirname(path) or "."
         fd, tmp = tempfile.mkstemp(prefix=".lock-", dir=directory)
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 json.dump(holder, handle, sort_keys=True)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(tmp, self.path)  # readers see the old or the new lock, never half of one
+            os.replace(tmp, path)  # readers see the old or the new lock, never half of one
         except OSError as exc:
             if os.path.exists(tmp):
                 os.unlink(tmp)
-            raise LockError(f"cannot write the lock file {self.path}: {exc.strerror}") from exc
+            raise LockError(f"cannot write the lock file {path}: {exc.strerror}") from exc
 
     def _record_break(self, record: dict) -> None:
         try:
@@ -193,22 +201,35 @@ class StackLock:
                     self._record_break(broken)
                 self._write(holder)
             return {"outcome": OUTCOME_BROKEN if broken else OUTCOME_ACQUIRED, "acquired": True,
-                    "holder": holder, "broken": broken, "changed": True}
+                    "holder": holder, "broken": broken, "changed": True,
+                    "escalation": self.read(self.escalation_path)}
 
-    def release(self, token: str, check_mode: bool = False) -> dict:
-        """Remove the lock only if `token` holds it: a run never releases somebody else's lock."""
+    def release(self, token: str, check_mode: bool = False, ended: str | None = None,
+                escalation: dict | None = None, now: datetime | None = None) -> dict:
+        """Remove the lock only if `token` holds it: a run never releases somebody else's lock. A run that `ended`
+        ESCALATED leaves its `escalation` (rule, message) beside the lock, for the next runs to see that people have
+        the stack; a run that RECOVERED it removes that record; any other ending leaves it as it is."""
         with self.guarded(create_dir=False):
             current = self.read()
             if not current or current.get("token") != token:
                 return {"outcome": OUTCOME_NOT_HELD, "released": False, "holder": current, "changed": False}
             if not check_mode:
-                try:
-                    os.unlink(self.path)
-                except FileNotFoundError:
-                    pass
-                except OSError as exc:
-                    raise LockError(f"cannot remove the lock file {self.path}: {exc.strerror}") from exc
+                if ended == ENDED_ESCALATED:
+                    self._write({**(escalation or {}), "at": iso(now or utcnow()), "run_id": current.get("run_id"),
+                                 "who": current.get("who")}, self.escalation_path)
+                elif ended == ENDED_RECOVERED:
+                    self._remove(self.escalation_path)
+                self._remove(self.path)
             return {"outcome": OUTCOME_RELEASED, "released": True, "holder": current, "changed": True}
+
+    @staticmethod
+    def _remove(path: str) -> None:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise LockError(f"cannot remove {path}: {exc.strerror}") from exc
 
     def note_step(self, token: str, step: str, check_mode: bool = False, now: datetime | None = None) -> dict:
         """The holder records the step it is at (`step`, `step_since`, a heartbeat too); anyone else's call changes

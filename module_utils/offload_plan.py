@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timezone
 
 try:
     from ansible.module_utils.offload_common import parse_utc
@@ -141,8 +141,11 @@ def first_evidence(diagnosis: dict) -> str:
 
 
 def plan(diagnosis: dict, configured: list[str], forced: list[int], lock: dict | None = None,
-         restart_monitoring: bool = False, automated=AUTOMATED) -> dict:
-    """The remediation plan: an outcome, one line saying why, and for REMEDIATE the ordered steps."""
+         restart_monitoring: bool = False, automated=AUTOMATED, alert_driven: bool = False,
+         standdown_seconds: float = 0, now: datetime | None = None) -> dict:
+    """The remediation plan: an outcome, one line saying why, and for REMEDIATE the ordered steps. An alert-driven
+    run stands down for `standdown_seconds` after an escalation to people (the lock's `escalation`), so that it
+    never acts beside them; a run started by a person does not."""
     scenarios = diagnosis.get("scenarios") or []
     root_causes = diagnosis.get("root_causes") or []
     blind = diagnosis.get("blind") or []
@@ -165,6 +168,14 @@ def plan(diagnosis: dict, configured: list[str], forced: list[int], lock: dict |
                                  f"{holder.get('who') or '?'} on {holder.get('control_node') or '?'} (run "
                                  f"{holder.get('run_id') or '?'}"
                                  f"{', at: ' + holder['step'] if holder.get('step') else ''}); this run changed nothing.")
+
+    standing = standing_escalation(lock, standdown_seconds, now) if alert_driven else None
+    if standing:
+        return done(IN_PROGRESS, f"IN PROGRESS: escalated to people at {standing.get('at')} by run "
+                                 f"{standing.get('run_id') or '?'} ({standing.get('rule') or 'rule not recorded'}); an "
+                                 f"alert-driven run stands down for {standdown_seconds:.0f} s after an escalation, so "
+                                 "that it never acts beside them; this run changed nothing (run remediate.yml by hand "
+                                 "to act anyway).")
 
     headroom = diagnosis.get("min_ttl_headroom_seconds")
     if headroom is not None and float(headroom) <= 0:  # as the diagnosis: no headroom left is data loss
@@ -224,6 +235,17 @@ def plan(diagnosis: dict, configured: list[str], forced: list[int], lock: dict |
         ([", restarting ClickHouse (memory)"] if causes.get("clickhouse_memory") and 2 in chosen else [])
     return done(REMEDIATE, f"{' then '.join(steps)} for table(s) {', '.join(fallback)}{''.join(extras)}; then verify "
                            "with a flow run, the watermarks and the truth check.")
+
+
+def standing_escalation(lock: dict | None, standdown_seconds: float, now: datetime | None = None) -> dict | None:
+    """The lock's last escalation while it is younger than `standdown_seconds`, else None (a record without a
+    valid time is not standing: a torn file must not silence the loop for ever)."""
+    escalation = (lock or {}).get("escalation") or {}
+    at = parse_utc(escalation.get("at"))
+    if at is None:
+        return None
+    age = ((now or datetime.now(timezone.utc)) - at).total_seconds()
+    return escalation if age < standdown_seconds else None
 
 
 def _explained_probes(scenarios: list[int]) -> set[str]:

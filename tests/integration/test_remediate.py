@@ -1,10 +1,12 @@
 """playbooks/remediate.yml beyond the per-fault end-to-end tests: healthy stack, check mode, bad input."""
 from __future__ import annotations
 
+import json
 import re
+import time
 
 from ansible_run import run_module, run_playbook
-from conftest import remediate
+from conftest import TABLE, remediate
 from test_lab_faults import assert_escalated_to_people
 
 
@@ -47,6 +49,20 @@ def test_forced_scenario_runs_and_a_blown_budget_escalates(lab):
     assert "Recovered only after the escalation budget of 1 s" in report["escalation"]
     assert report["outcomes"][0]["actions"] == []  # nothing was broken, nothing was done
     assert_escalated_to_people(lab, report, "not resolved within 30 minutes")
+
+    # People have the stack now: the alert-driven loop stands down (the runbook's 30 minutes), a person does not,
+    # and that person's recovery ends the stand-down.
+    alert = ("-e", "k2_alert_name=IcebergOffloadConsecutiveFailures", "-e", f"k2_alert_table={TABLE}",
+             "-e", f"k2_alert_starts_at={time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
+             "-e", "k2_alert_fingerprint=8b1f1c2d3e4f5a6b", "-e", "remediate_scenarios=2")
+    rc, _, output, stats = remediate(*alert)
+    assert rc == 0 and stats["k2-lab"]["changed"] == 0, output[-3000:]
+    assert "IN PROGRESS: escalated to people at " in output and "an alert-driven run stands down for 1800 s" in output
+    marker = lab.cfg.state_dir / "locks" / "remediation.lock.escalation"
+    assert json.loads(marker.read_text())["run_id"] == report["run_id"]
+    rc, by_hand, output, _ = remediate("-e", "remediate_scenarios=2")
+    assert rc == 0 and by_hand["status"] == "recovered", output[-3000:]
+    assert not marker.exists()
 
 
 def _flow_timeout(lab) -> int:

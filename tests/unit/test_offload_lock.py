@@ -47,6 +47,34 @@ def test_release_needs_the_holders_token(tmp_path):
     assert again["outcome"] == "not_held" and not again["changed"]
 
 
+def test_an_escalation_stays_beside_the_lock_until_a_recovery(tmp_path):
+    lock = lock_at(tmp_path)
+    marker = tmp_path / "state" / "remediation.lock.escalation"
+    first = lock.acquire(OWNER, 1800, now=NOW)
+    assert first["escalation"] is None
+    token = first["holder"]["token"]
+    lock.release(token, ended="escalated", escalation={"rule": "root cause is unclear", "message": "ESCALATE (...)"},
+                 now=NOW)
+    assert json.loads(marker.read_text()) == {"rule": "root cause is unclear", "message": "ESCALATE (...)",
+                                              "at": "2026-11-29T03:00:00Z", "run_id": "cli-1", "who": OWNER["who"]}
+    assert oct(marker.stat().st_mode & 0o777) == "0o600"
+    for ended in (None, "healthy", "in_progress", "check"):  # nothing a person must know of has changed
+        held = lock.acquire(OWNER, 1800, now=NOW)
+        assert held["escalation"]["rule"] == "root cause is unclear"
+        lock.release(held["holder"]["token"], ended=ended)
+    assert marker.exists()
+    held = lock.acquire(OWNER, 1800, now=NOW)
+    lock.release(held["holder"]["token"], ended="recovered")
+    assert not marker.exists() and lock.acquire(OWNER, 1800, now=NOW)["escalation"] is None
+
+
+def test_a_release_by_another_run_leaves_the_escalation_record_alone(tmp_path):
+    lock = lock_at(tmp_path)
+    lock.acquire(OWNER, 1800, now=NOW)
+    assert lock.release("not-the-token", ended="escalated", escalation={"rule": "x"})["outcome"] == "not_held"
+    assert not (tmp_path / "state" / "remediation.lock.escalation").exists()
+
+
 def test_a_lock_silent_for_longer_than_the_interval_is_broken_and_the_break_recorded(tmp_path):
     lock = lock_at(tmp_path)
     lock.acquire(OWNER, 600, now=NOW)

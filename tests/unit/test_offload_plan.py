@@ -266,6 +266,26 @@ def test_a_schedule_a_dead_remediation_left_paused_is_remediated_alone_and_verif
     assert other["outcome"] == p.NOTHING and not other["adopt_schedule"]
 
 
+def test_an_alert_driven_run_stands_down_after_an_escalation_a_person_does_not():
+    escalated = {"acquired": True, "holder": {"run_id": "cli-2"},
+                 "escalation": {"at": "2026-11-29T03:00:00Z", "run_id": "cli-1", "rule": "root cause is unclear"}}
+    diag = diagnosis(status="degraded", scenarios=[scenario(2, TABLES[:1])])
+    at = datetime(2026, 11, 29, 3, 29, 59, tzinfo=timezone.utc)
+    stood_down = p.plan(diag, TABLES, [], lock=escalated, alert_driven=True, standdown_seconds=1800, now=at)
+    assert stood_down == {**EMPTY_PLAN, "outcome": p.IN_PROGRESS, "diagnosis_titles": ["S2"], "message": (
+        "IN PROGRESS: escalated to people at 2026-11-29T03:00:00Z by run cli-1 (root cause is unclear); an "
+        "alert-driven run stands down for 1800 s after an escalation, so that it never acts beside them; this run "
+        "changed nothing (run remediate.yml by hand to act anyway).")}
+    later = at + timedelta(seconds=1)  # the runbook's budget has passed: the loop may try again
+    assert p.plan(diag, TABLES, [], lock=escalated, alert_driven=True, standdown_seconds=1800, now=later)[
+        "outcome"] == p.REMEDIATE
+    assert p.plan(diag, TABLES, [], lock=escalated, alert_driven=False, standdown_seconds=1800, now=at)[
+        "outcome"] == p.REMEDIATE  # a person decided to run it
+    torn = {**escalated, "escalation": {"corrupt": True}}
+    assert p.plan(diag, TABLES, [], lock=torn, alert_driven=True, standdown_seconds=1800, now=at)[
+        "outcome"] == p.REMEDIATE
+
+
 def test_the_whole_plan_of_scenario_5_without_failing_tables_falls_back_to_the_first_table():
     result = p.plan(diagnosis(status="degraded", scenarios=[scenario(5, ["bronze_trades_kraken"])],
                               causes={"spark_oom": True}), TABLES, [])
