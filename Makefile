@@ -7,7 +7,7 @@ LAB := $(PY) lab/labctl.py
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 
-.PHONY: setup demo test conformance lint lint-code bench lab-up lab-down lab-status lab-fault lab-clear lab-cycle lab-verify loop-up loop-down health-check post-incident capacity-report watermark-maintenance lab-twin-up lab-twin-down lab-twin-status mutation
+.PHONY: setup demo test conformance lint lint-code bench soak lab-up lab-down lab-status lab-fault lab-clear lab-cycle lab-verify loop-up loop-down health-check post-incident capacity-report watermark-maintenance lab-twin-up lab-twin-down lab-twin-status mutation
 
 setup:
 	@scripts/bootstrap.sh
@@ -98,6 +98,12 @@ conformance: setup lint-code
 
 bench: lab-up
 	@$(PY) bench/bench.py $(SECTIONS)
+
+# A seeded chaos soak of the alert-driven loop with the schedule live (lab/soak.py): make soak SEED=7 FAULTS=20.
+SEED ?= 1
+FAULTS ?= 3
+soak: lab-up
+	@$(PY) lab/soak.py --seed $(SEED) --faults $(FAULTS)
 
 # Mutation testing (docs/testing.md): mutmut 3 on the pure safety logic in module_utils/ (setup.cfg [mutmut]),
 # against its unit tests only; prints killed / total per file and fails below MUTATION_MIN percent. Not in `make

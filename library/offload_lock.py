@@ -86,11 +86,18 @@ options:
     description:
       - With O(state=released), how the holder's run ended. C(escalated) leaves O(escalation) in
         C(<path>.escalation) (with the time and the run), so that the next runs see people have the stack
-        (RV(escalation)); C(recovered) removes that record; anything else leaves it as it is.
+        (RV(escalation)); C(recovered) removes that record, and so does C(healthy) from a person's run (see
+        O(alert_driven)); anything else leaves it as it is.
     type: str
   escalation:
     description: With O(ended=escalated), what was escalated (e.g. C(rule), C(message)).
     type: dict
+  alert_driven:
+    description:
+      - With O(state=released), the run was started by an alert. A person's run that O(ended=healthy) removes the
+        escalation record (they fixed the stack); an alert's run that found it healthy does not (a stale alert).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -187,6 +194,7 @@ def main() -> None:
             "stale_after_seconds": {"type": "int", "default": 600},
             "ended": {"type": "str"},
             "escalation": {"type": "dict"},
+            "alert_driven": {"type": "bool", "default": False},
         },
         required_if=[("state", "released", ["token"]), ("state", "stepped", ["token", "step"])],
         supports_check_mode=True,
@@ -204,7 +212,7 @@ def main() -> None:
             result = lock.acquire(owner, p["stale_after_seconds"], check_mode=module.check_mode)
         elif p["state"] == "released":
             result = lock.release(p["token"], check_mode=module.check_mode, ended=p["ended"],
-                                  escalation=p["escalation"])
+                                  escalation=p["escalation"], alert_driven=p["alert_driven"])
         elif p["state"] == "stepped":
             result = lock.note_step(p["token"], p["step"], check_mode=module.check_mode)
         else:

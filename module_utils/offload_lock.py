@@ -39,6 +39,7 @@ OUTCOME_HELD = "held"                     # info: somebody holds it
 # How the holder's run ended, as release() is told (remediate.yml's report status).
 ENDED_ESCALATED = "escalated"
 ENDED_RECOVERED = "recovered"
+ENDED_HEALTHY = "healthy"
 
 
 class LockError(Exception):
@@ -205,10 +206,11 @@ class StackLock:
                     "escalation": self.read(self.escalation_path)}
 
     def release(self, token: str, check_mode: bool = False, ended: str | None = None,
-                escalation: dict | None = None, now: datetime | None = None) -> dict:
+                escalation: dict | None = None, alert_driven: bool = False, now: datetime | None = None) -> dict:
         """Remove the lock only if `token` holds it: a run never releases somebody else's lock. A run that `ended`
         ESCALATED leaves its `escalation` (rule, message) beside the lock, for the next runs to see that people have
-        the stack; a run that RECOVERED it removes that record; any other ending leaves it as it is."""
+        the stack. A run that RECOVERED it removes that record, and so does a person's run that found it HEALTHY
+        (they fixed it); any other ending, or an alert's run finding it healthy (a stale alert), leaves it."""
         with self.guarded(create_dir=False):
             current = self.read()
             if not current or current.get("token") != token:
@@ -217,7 +219,7 @@ class StackLock:
                 if ended == ENDED_ESCALATED:
                     self._write({**(escalation or {}), "at": iso(now or utcnow()), "run_id": current.get("run_id"),
                                  "who": current.get("who")}, self.escalation_path)
-                elif ended == ENDED_RECOVERED:
+                elif ended == ENDED_RECOVERED or (ended == ENDED_HEALTHY and not alert_driven):
                     self._remove(self.escalation_path)
                 self._remove(self.path)
             return {"outcome": OUTCOME_RELEASED, "released": True, "holder": current, "changed": True}

@@ -58,13 +58,19 @@ def test_an_escalation_stays_beside_the_lock_until_a_recovery(tmp_path):
     assert json.loads(marker.read_text()) == {"rule": "root cause is unclear", "message": "ESCALATE (...)",
                                               "at": "2026-11-29T03:00:00Z", "run_id": "cli-1", "who": OWNER["who"]}
     assert oct(marker.stat().st_mode & 0o777) == "0o600"
-    for ended in (None, "healthy", "in_progress", "check"):  # nothing a person must know of has changed
+    for ended in (None, "in_progress", "check"):  # nothing a person must know of has changed
         held = lock.acquire(OWNER, 1800, now=NOW)
         assert held["escalation"]["rule"] == "root cause is unclear"
         lock.release(held["holder"]["token"], ended=ended)
+    held = lock.acquire(OWNER, 1800, now=NOW)
+    lock.release(held["holder"]["token"], ended="healthy", alert_driven=True)  # a stale alert's run
     assert marker.exists()
     held = lock.acquire(OWNER, 1800, now=NOW)
-    lock.release(held["holder"]["token"], ended="recovered")
+    lock.release(held["holder"]["token"], ended="healthy")  # a person's run: they fixed it
+    assert not marker.exists()
+    lock.release(lock.acquire(OWNER, 1800, now=NOW)["holder"]["token"], ended="escalated", escalation={})
+    held = lock.acquire(OWNER, 1800, now=NOW)
+    lock.release(held["holder"]["token"], ended="recovered", alert_driven=True)
     assert not marker.exists() and lock.acquire(OWNER, 1800, now=NOW)["escalation"] is None
 
 
