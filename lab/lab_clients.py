@@ -72,6 +72,10 @@ class Prefect:
             "deployments": {"id": {"any_": [self.deployment()["id"]]}},
             "flow_runs": {"state": {"type": {"any_": [state_type]}}}, "limit": 200})
 
+    def deployment_runs_in_flight(self) -> list[dict]:
+        """The deployment's own runs RUNNING or PENDING (a zombie subflow of a crashed run is not one of them)."""
+        return self.runs_in_state("RUNNING") + self.runs_in_state("PENDING")
+
     def runs_since(self, since: str) -> list[dict]:
         """The deployment's runs that started at or after `since` (ISO), oldest first."""
         return http_json(f"{self.api}/flow_runs/filter", {

@@ -145,6 +145,7 @@ class Soak:
         self.lock_path = cfg.state_dir / "locks" / "remediation.lock"
         self.tables = [t["source_table"] for t in labctl._tables(cfg)]
         self.episodes: list[Episode] = []
+        self.interrupted = ""
 
     # ---------------------------------------------------------------- the lab
     def say(self, message: str) -> None:
@@ -165,7 +166,7 @@ class Soak:
         return proc.stdout
 
     def idle(self) -> bool:
-        return not self.lock_path.exists() and not self.prefect.running_runs()
+        return not self.lock_path.exists() and not self.prefect.deployment_runs_in_flight()
 
     def truth(self) -> dict:
         """Every table's truth, measured with the schedule paused and no run in flight (a run between its Iceberg
@@ -206,7 +207,9 @@ class Soak:
             self.inject(episode, episode.faults[1])
         elif episode.kind == "during a remediation":
             try:
-                stack.wait_for("the loop's remediation", self.lock_path.exists, timeout=self.timeout / 2)
+                # Once the remediation is at a step (its diagnosis is done): the second fault is one it did not see.
+                stack.wait_for("the loop's remediation at a step", lambda: bool(faults.remediation_step(self.cfg)),
+                               timeout=self.timeout / 2)
                 self.inject(episode, episode.faults[1])
             except stack.LabError:
                 episode.notes.append(f"no remediation started within {self.timeout / 2:.0f} s: "
@@ -265,11 +268,17 @@ class Soak:
         self.prefect.set_schedule(self.period, first_in=5)
         try:
             injected = 0
-            while injected < self.count:
-                episode = draw(self.rng, len(self.episodes) + 1, self.tables, self.count - injected)
-                self.episodes.append(episode)
-                self.run_episode(episode)
-                injected += len(episode.faults)
+            try:
+                while injected < self.count:
+                    episode = draw(self.rng, len(self.episodes) + 1, self.tables, self.count - injected)
+                    self.episodes.append(episode)
+                    self.run_episode(episode)
+                    injected += len(episode.faults)
+            except KeyboardInterrupt:  # stop injecting, but measure and report what was done
+                self.interrupted = f"interrupted after {injected} of {self.count} faults"
+                self.say(self.interrupted + "; measuring the truth")
+                if self.episodes and self.episodes[-1].outcome == "not handled":
+                    self.episodes.pop()  # the episode cut short is not judged
             final = self.truth()
         finally:
             self.prefect.set_schedule(self.cfg.schedule_seconds)
@@ -300,6 +309,8 @@ class Soak:
                    f"{sum(len(e.wrong_actions) for e in self.episodes)}, lock breaks {len(breaks)}",
                    f"rows lost {lost}, doubled {doubled} (every table: {', '.join(self.tables)})"]
         not_drawn = [f"- {name}: {why}" for name, why in NOT_DRAWN.items()]
+        if self.interrupted:
+            summary.insert(0, f"INCOMPLETE: {self.interrupted}")
         text = "\n".join([f"# Soak, seed {self.seed}", "", *summary, "", *rows, "", "Not drawn:", *not_drawn, ""])
         out = ROOT / "reports" / f"soak-{self.seed}"
         out.parent.mkdir(exist_ok=True)
@@ -308,7 +319,7 @@ class Soak:
             {"seed": self.seed, "episodes": [vars(e) for e in self.episodes], "final_truth": final,
              "lock_breaks": breaks, "lost": lost, "doubled": doubled}, indent=2, default=str))
         print(text)
-        passed = lost == 0 and doubled == 0 and all(ok(e) for e in self.episodes)
+        passed = lost == 0 and doubled == 0 and all(ok(e) for e in self.episodes) and not self.interrupted
         print(f"soak: {'PASSED' if passed else 'FAILED'} (report {out.with_suffix('.md')})")
         return 0 if passed else 1
 

@@ -163,9 +163,13 @@ WORKER_LOST_GRACE_SECONDS = 10
 
 
 def crash_zombies(module: AnsibleModule, api: PrefectAPI, runs: list[dict]) -> list[dict]:
-    """Mark runs whose worker died CRASHED (forced: Prefect cannot know their process is gone)."""
+    """Mark runs whose worker died CRASHED (forced: Prefect cannot know their process is gone), and their subflows
+    still in flight (K2's layer subflows), which would otherwise show RUNNING for ever."""
     crashed = []
-    for run in runs:
+    subflows = api.post("/flow_runs/filter", {"flow_runs": {
+        "parent_flow_run_id": {"any_": [run["id"] for run in runs]},
+        "state": {"type": {"any_": ["RUNNING", "PENDING"]}}}, "limit": MAX_RUNS}) if runs else []
+    for run in runs + [r for r in subflows or [] if isinstance(r, dict)]:
         if not module.check_mode:
             api.post(f"/flow_runs/{run['id']}/set_state",
                      {"state": {"type": "CRASHED", "name": "Crashed",

@@ -270,7 +270,7 @@ class LiveSchedule:
     def stop(self) -> None:
         """Pause it (its scheduled runs are deleted) and wait for the runs in flight: the next test starts idle."""
         self.lab.prefect.set_schedule(0)
-        self.lab.wait("no flow run in flight", lambda: not self.lab.prefect.running_runs(), timeout=300)
+        self.lab.wait("no flow run in flight", lambda: not self.lab.prefect.deployment_runs_in_flight(), timeout=300)
 
     def assert_no_runs_overlapped(self) -> list[dict]:
         """The safety promise under a live schedule: no two runs of the deployment were ever in flight together."""

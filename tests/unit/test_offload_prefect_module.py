@@ -20,8 +20,9 @@ class FakePrefect:
     """The calls offload_prefect makes of PrefectAPI; `in_flight` is what /flow_runs/filter answers for runs
     RUNNING/PENDING (an exception is raised), `scheduled` for runs SCHEDULED."""
 
-    def __init__(self, in_flight, scheduled=()):
+    def __init__(self, in_flight, scheduled=(), subflows=()):
         self.in_flight, self.scheduled, self.created = in_flight, list(scheduled), []
+        self.subflows, self.states = list(subflows), {}
 
     def now(self):
         return NOW
@@ -29,11 +30,19 @@ class FakePrefect:
     def get(self, path):
         if path.startswith("/deployments/name/"):
             return DEPLOYMENT
+        if path.startswith("/flow_runs/zombie"):
+            return {"id": path.split("/")[2], "name": "old", "state_type": "RUNNING",
+                    "start_time": "2026-11-26T11:00:00Z"}
         if path == "/flow_runs/run-1":
             return COMPLETED
         raise AssertionError(f"unexpected GET {path}")
 
     def post(self, path, body):
+        if path.endswith("/set_state"):
+            self.states[path.split("/")[2]] = body["state"]["type"]
+            return {}
+        if path == "/flow_runs/filter" and "parent_flow_run_id" in body["flow_runs"]:
+            return self.subflows
         if path == "/flow_runs/filter" and body["flow_runs"]["state"]["type"]["any_"] == ["SCHEDULED"]:
             return self.scheduled
         if path == "/flow_runs/filter":
@@ -50,8 +59,8 @@ class FakePrefect:
 def prefect_mod(monkeypatch):
     module = load_module("offload_prefect")
 
-    def make(in_flight, scheduled=()):
-        fake = FakePrefect(in_flight, scheduled)
+    def make(in_flight, scheduled=(), subflows=()):
+        fake = FakePrefect(in_flight, scheduled, subflows)
         monkeypatch.setattr(module, "PrefectAPI", lambda *args, **kwargs: fake)
         return fake
     return module, make
@@ -112,3 +121,16 @@ def test_a_failed_request_is_one_line_naming_the_api_and_what_went_wrong():
         "Prefect API http://prefect:4200/api is unreachable: [Errno 111] Connection refused"
     assert failure(base, PrefectHTTPError(503, "Service Unavailable")) == \
         "Prefect API http://prefect:4200/api answered HTTP 503: Service Unavailable"
+
+
+def test_reap_crashes_a_zombie_and_its_layer_subflows_and_check_mode_nothing(prefect_mod, monkeypatch):
+    """K2's run has a subflow per layer: left RUNNING, it would show in Prefect for ever after its parent crashed."""
+    module, make = prefect_mod
+    subflow = {"id": "sub-1", "name": "offload-bronze-layer", "state_type": "RUNNING"}
+    fake = make([{"id": "zombie-1"}], subflows=[subflow])
+    args = {"action": "reap", "crash_runs_started_before": "2026-11-26T12:00:00Z"}
+    planned = run_main(module, monkeypatch, args, check_mode=True)
+    assert [r["id"] for r in planned["crashed_runs"]] == ["zombie-1", "sub-1"] and fake.states == {}
+    result = run_main(module, monkeypatch, args)
+    assert result["changed"] and fake.states == {"zombie-1": "CRASHED", "sub-1": "CRASHED"}
+    assert result["live_runs"] == []
