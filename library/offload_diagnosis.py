@@ -309,7 +309,7 @@ from ansible.module_utils.offload_prometheus_inspect import inspect_argument_spe
 from ansible.module_utils.offload_prometheus_inspect import read_prometheus
 from ansible.module_utils.offload_redact import scrub
 from ansible.module_utils.offload_rules import facts_from_raw, summary_lines, triage
-from ansible.module_utils.offload_schedule import HoldError, hold_facts, read_hold
+from ansible.module_utils.offload_schedule import hold_facts, read_hold
 from ansible.module_utils.offload_watermark_db import inspect_argument_spec as watermark_spec
 from ansible.module_utils.offload_watermark_db import read_watermarks
 from ansible.module_utils.urls import ConnectionError as UrlsConnectionError
@@ -455,7 +455,7 @@ def main() -> None:
         "probes": raw})
     try:
         facts["schedule_hold"] = read_schedule_hold(p["lock"])
-    except (LockError, HoldError) as exc:
+    except LockError as exc:
         module.warn(f"schedule hold not read: {exc}")
     result = triage(facts, sources, memory_threshold=p["memory_threshold"],
                     watermark_tolerance_seconds=p["watermark_tolerance_seconds"])

@@ -103,7 +103,6 @@ from ansible.module_utils.offload_schedule import (
     KEEP,
     PAUSE,
     RESUME,
-    HoldError,
     decide_hold,
     decide_release,
     read_hold,
@@ -197,7 +196,7 @@ def main() -> None:
         module.fail_json(msg=str(exc))
     try:
         result = run(module, flow, name)
-    except (LockError, HoldError) as exc:
+    except LockError as exc:
         module.fail_json(msg=f"Schedule hold of {module.params['deployment']!r}: {exc}; nothing more was changed.")
     except (PrefectUnreachable, PrefectHTTPError) as exc:
         module.fail_json(msg=f"Cannot {'pause' if module.params['state'] == 'held' else 'resume'} the schedule of "

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import os
 import re
+import tempfile
 import uuid
 from urllib.parse import urlsplit
 
@@ -163,3 +165,19 @@ def api_url_problem(url) -> str | None:
     if any(c.isspace() for c in url.strip()):
         return "contains whitespace"
     return None
+
+
+def replace_file(path: str, text: str) -> None:
+    """Write `text` to `path` atomically, mode 0600: a temporary file beside it, synced, then renamed over it, so that
+    a reader sees the old content or the new, never half of it. Raises OSError (the caller names the object)."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", dir=os.path.dirname(path) or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

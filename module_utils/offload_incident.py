@@ -9,18 +9,17 @@ import fcntl
 import json
 import os
 import re
-import tempfile
 from datetime import datetime, timedelta, timezone
 
 try:
-    from ansible.module_utils.offload_common import parse_utc, to_json_safe
+    from ansible.module_utils.offload_common import parse_utc, replace_file, to_json_safe
     from ansible.module_utils.offload_plan import RULE_DATA_LOSS
     from ansible.module_utils.offload_redact import scrub
 except ImportError:  # unit tests import module_utils/ directly
     from offload_plan import RULE_DATA_LOSS
     from offload_redact import scrub
 
-    from offload_common import parse_utc, to_json_safe
+    from offload_common import parse_utc, replace_file, to_json_safe
 
 SCHEMA_VERSION = 1
 KIND = "k2-offload-incident"
@@ -564,17 +563,8 @@ def write_text(path: str, text: str, check_mode: bool = False) -> bool:
         raise IncidentError(f"cannot read {path}: {exc.strerror}") from None
     if check_mode:
         return True
-    directory = os.path.dirname(path) or "."
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".incident-", dir=directory)
+        replace_file(path, text)
     except OSError as exc:
-        raise IncidentError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
         raise IncidentError(f"cannot write {path}: {exc.strerror}") from None
     return True

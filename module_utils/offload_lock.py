@@ -17,16 +17,15 @@ import fcntl
 import json
 import os
 import socket
-import tempfile
 import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
 try:
-    from ansible.module_utils.offload_common import parse_utc
+    from ansible.module_utils.offload_common import parse_utc, replace_file
 except ImportError:  # unit tests import module_utils/ directly
-    from offload_common import parse_utc
+    from offload_common import parse_utc, replace_file
 
 OUTCOME_ACQUIRED = "acquired"
 OUTCOME_BROKEN = "acquired_after_break"   # a stale lock was broken (recorded), then acquired
@@ -103,6 +102,40 @@ def describe(holder: dict) -> str:
             f" (run {holder.get('run_id') or '?'})")
 
 
+def read_record(path: str) -> dict | None:
+    """The JSON object in `path` (the lock, or a record kept beside it), None when there is none; a torn or foreign
+    file reads as {"corrupt": true, "content": <its start>}."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise LockError(f"cannot read {path}: {exc.strerror}") from exc
+    try:
+        record = json.loads(text)
+    except ValueError:
+        record = None
+    return record if isinstance(record, dict) else {"corrupt": True, "content": text[:200]}
+
+
+def write_record(path: str, record: dict) -> None:
+    """Write `record` to `path` atomically (readers see the old or the new one, never half of one), mode 0600."""
+    try:
+        replace_file(path, json.dumps(record, sort_keys=True))
+    except OSError as exc:
+        raise LockError(f"cannot write {path}: {exc.strerror}") from exc
+
+
+def remove_record(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise LockError(f"cannot remove {path}: {exc.strerror}") from exc
+
+
 class StackLock:
     """The lock file at `path`, its guard `<path>.guard` and its break log `<path>.breaks.jsonl`."""
 
@@ -138,38 +171,12 @@ class StackLock:
             os.close(fd)  # releases the flock
 
     def read(self, path: str | None = None) -> dict | None:
-        path = path or self.path
-        try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read()
-        except FileNotFoundError:
-            return None
-        except OSError as exc:
-            raise LockError(f"cannot read the lock file {path}: {exc.strerror}") from exc
-        try:
-            holder = json.loads(text)
-        except ValueError:
-            holder = None
-        if not isinstance(holder, dict):
-            # A torn or foreign file: treat it as a holder with no valid time, i.e. stale, so it gets recorded
-            # and replaced rather than blocking every remediation forever.
-            return {"corrupt": True, "content": text[:200]}
-        return holder
+        # A torn or foreign lock reads as a holder with no valid time, i.e. stale, so it gets recorded and replaced
+        # rather than blocking every remediation forever.
+        return read_record(path or self.path)
 
     def _write(self, holder: dict, path: str | None = None) -> None:
-        path = path or self.path
-        directory = os.path.dirname(path) or "."
-        fd, tmp = tempfile.mkstemp(prefix=".lock-", dir=directory)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(holder, handle, sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)  # readers see the old or the new lock, never half of one
-        except OSError as exc:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise LockError(f"cannot write the lock file {path}: {exc.strerror}") from exc
+        write_record(path or self.path, holder)
 
     def _record_break(self, record: dict) -> None:
         try:
@@ -220,18 +227,9 @@ class StackLock:
                     self._write({**(escalation or {}), "at": iso(now or utcnow()), "run_id": current.get("run_id"),
                                  "who": current.get("who")}, self.escalation_path)
                 elif ended == ENDED_RECOVERED or (ended == ENDED_HEALTHY and not alert_driven):
-                    self._remove(self.escalation_path)
-                self._remove(self.path)
+                    remove_record(self.escalation_path)
+                remove_record(self.path)
             return {"outcome": OUTCOME_RELEASED, "released": True, "holder": current, "changed": True}
-
-    @staticmethod
-    def _remove(path: str) -> None:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            raise LockError(f"cannot remove {path}: {exc.strerror}") from exc
 
     def note_step(self, token: str, step: str, check_mode: bool = False, now: datetime | None = None) -> dict:
         """The holder records the step it is at (`step`, `step_since`, a heartbeat too); anyone else's call changes

@@ -17,9 +17,10 @@ schedule paused with no record was paused by a person: it is reported, never res
 """
 from __future__ import annotations
 
-import json
-import os
-import tempfile
+try:
+    from ansible.module_utils.offload_lock import read_record, remove_record, write_record
+except ImportError:  # unit tests import module_utils/ directly
+    from offload_lock import read_record, remove_record, write_record
 
 HOLD_SUFFIX = ".schedule-hold"
 
@@ -34,58 +35,24 @@ RESUME = "resume"
 NOTHING = "nothing"
 
 
-class HoldError(Exception):
-    """The hold record cannot be read or written (message names the file)."""
-
-
 def hold_path(lock_path: str) -> str:
     return lock_path + HOLD_SUFFIX
 
 
 def read_hold(lock_path: str) -> dict | None:
     """The hold record beside the lock, or None. A torn or foreign file counts as a hold of nobody: its schedule is
-    resumed by whoever holds the lock next, which is what a record of ours would have asked for."""
-    path = hold_path(lock_path)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise HoldError(f"cannot read the schedule hold {path}: {exc.strerror}") from exc
-    try:
-        record = json.loads(text)
-    except ValueError:
-        record = None
-    return record if isinstance(record, dict) else {"corrupt": True}
+    resumed by whoever holds the lock next, which is what a record of ours would have asked for. LockError when it
+    cannot be read."""
+    return read_record(hold_path(lock_path))
 
 
 def write_hold(lock_path: str, record: dict) -> None:
     """Atomically (the diagnosis reads it at any time), mode 0600."""
-    path = hold_path(lock_path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".hold-", dir=os.path.dirname(path) or ".")
-    except OSError as exc:
-        raise HoldError(f"cannot write the schedule hold {path}: {exc.strerror}") from exc
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(record, handle, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise HoldError(f"cannot write the schedule hold {path}: {exc.strerror}") from exc
+    write_record(hold_path(lock_path), record)
 
 
 def remove_hold(lock_path: str) -> None:
-    try:
-        os.unlink(hold_path(lock_path))
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        raise HoldError(f"cannot remove the schedule hold {hold_path(lock_path)}: {exc.strerror}") from exc
+    remove_record(hold_path(lock_path))
 
 
 def decide_hold(paused: bool, hold: dict | None, token: str) -> str:

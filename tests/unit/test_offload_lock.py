@@ -274,4 +274,4 @@ def test_a_lock_that_cannot_be_read_is_noted_by_the_heartbeat_not_raised(tmp_pat
     beat = offload_lock.Heartbeat(str(tmp_path / "remediation.lock"), "t")
     beat()
     assert beat.summary()["beats"] == 0 and beat.summary()["lost"].startswith(
-        f"cannot read the lock file {tmp_path / 'remediation.lock'}")
+        f"cannot read {tmp_path / 'remediation.lock'}")
