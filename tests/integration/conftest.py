@@ -256,7 +256,9 @@ class LiveSchedule:
     def __init__(self, lab: Lab) -> None:
         self.lab, self.since = lab, None
 
-    def start(self, first_in: float = 20) -> None:
+    def start(self, first_in: float = 45) -> None:
+        """Live from now, its first run `first_in` s later: by then the remediation has diagnosed (a run completing
+        before the diagnosis would hide the symptom the test injected) and holds the schedule in most scenarios."""
         self.since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1))
         self.lab.prefect.set_schedule(LIVE_SCHEDULE_SECONDS, first_in=first_in)
 
