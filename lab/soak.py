@@ -122,7 +122,7 @@ def judge(episode: Episode) -> None:
 
 
 def ok(episode: Episode) -> bool:
-    if episode.outcome == "not injected":
+    if episode.outcome in ("not injected", "interrupted"):  # an interrupted soak fails as a whole
         return True
     expected_escalation = any(POOL[n] for n in episode.faults)
     handled = episode.outcome == ("escalated" if expected_escalation else "healed") or (
@@ -183,16 +183,18 @@ class Soak:
         return result
 
     def human(self, episode: Episode, why: str) -> None:
-        """What on-call does after an escalation or when nothing happened: look at the data, fix, check by hand."""
+        """What on-call does after an escalation or when nothing happened: bring the components back (the data as
+        the product left it), look at the data, then check with remediate.yml by hand (which repairs what is left)."""
         episode.notes.append(f"the soak acted as the human ({why})")
-        episode.truth = self.truth()
-        actions = faults.clear(self.dc, self.cfg, lambda t: labctl.reset_table(self.cfg, t))
+        actions = faults.clear(self.dc, self.cfg, lambda table: None)  # no table rebuilt: that would hide a loss
         episode.notes.append("cleared: " + "; ".join(actions))
+        episode.truth = self.truth()
         proc = subprocess.run([str(ROOT / ".venv/bin/ansible-playbook"), "playbooks/remediate.yml"], cwd=ROOT,
                               capture_output=True, text=True, timeout=1200,
                               env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "K2_LAB_ROOT": str(ROOT),
                                    "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"})
         episode.notes.append(f"remediate.yml by hand: rc {proc.returncode}")
+        self.prefect.set_schedule(self.period)  # the lab's clear put the lab's own schedule mode back
 
     # ---------------------------------------------------------------- an episode
     def run_episode(self, episode: Episode) -> None:
@@ -279,8 +281,10 @@ class Soak:
             except KeyboardInterrupt:  # stop injecting, but measure and report what was done
                 self.interrupted = f"interrupted after {injected} of {self.count} faults"
                 self.say(self.interrupted + "; measuring the truth")
-                if self.episodes and self.episodes[-1].outcome == "not handled":
-                    self.episodes.pop()  # the episode cut short is not judged
+                cut = self.episodes[-1] if self.episodes else None
+                if cut and cut.outcome == "not handled":
+                    cut.outcome = "interrupted"  # not judged; its faults are cleared as a person would
+                    self.human(cut, "interrupted")
             final = self.truth()
         finally:
             self.prefect.set_schedule(self.cfg.schedule_seconds)

@@ -135,6 +135,15 @@ verify_tables:
   returned: always
   type: list
   elements: str
+test_table:
+  description: The table Scenarios 2 and 3 prove their fix on with one manual offload - an affected table whose
+    watermark Scenario 4 does not repair after them (its offload would fail for that reason), else the first one.
+  returned: when RV(outcome=remediate) for scenarios
+  type: str
+adopt_schedule:
+  description: A schedule a dead remediation left paused is adopted and resumed at the end (M(offload_schedule)).
+  returned: always
+  type: bool
 inputs:
   description: The validated inputs (forced scenarios, budget, mitigation, table names, lock staleness).
   returned: always

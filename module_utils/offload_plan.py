@@ -154,7 +154,7 @@ def plan(diagnosis: dict, configured: list[str], forced: list[int], lock: dict |
     result = {"outcome": None, "message": "", "escalation_rule": None, "root_cause_steps": [], "scenarios": [],
               "restart_monitoring": False, "tables": [], "watermark_tables": [], "timeout_tables": [],
               "verify_tables": [], "not_automated": [], "monitoring_blind": monitoring_blind, "causes": {},
-              "adopt_schedule": False,
+              "adopt_schedule": False, "test_table": None,
               "diagnosis_titles": [c.get("title", c.get("component")) for c in root_causes]
               + [s.get("title", str(s.get("scenario"))) for s in scenarios]}
 
@@ -224,6 +224,10 @@ def plan(diagnosis: dict, configured: list[str], forced: list[int], lock: dict |
     result["tables"] = fallback
     result["watermark_tables"] = per_scenario.get(4) or fallback
     result["timeout_tables"] = per_scenario.get(5) or fallback
+    # Scenarios 2 and 3 prove the fix with one manual offload. Of a table whose watermark Scenario 4 repairs only after
+    # them, it would fail for that reason: prove it on a table whose watermark is sound.
+    sound = [t for t in fallback + configured if 4 not in chosen or t not in result["watermark_tables"]]
+    result["test_table"] = (sound or fallback)[0]
     result["verify_tables"] = list(dict.fromkeys(
         fallback + (result["watermark_tables"] if 4 in chosen else []) + (result["timeout_tables"] if 5 in chosen else [])))
     causes = result["causes"]

@@ -210,7 +210,7 @@ def test_a_failed_step_falls_under_the_runbook_rule(task, result, rule):
 EMPTY_PLAN = {"outcome": None, "message": "", "escalation_rule": None, "root_cause_steps": [], "scenarios": [],
               "restart_monitoring": False, "tables": [], "watermark_tables": [], "timeout_tables": [],
               "verify_tables": [], "not_automated": [], "monitoring_blind": [], "causes": {}, "diagnosis_titles": [],
-              "adopt_schedule": False}
+              "adopt_schedule": False, "test_table": None}
 
 
 def test_the_whole_plan_of_a_healthy_diagnosis():
@@ -242,7 +242,7 @@ def test_the_whole_plan_of_scenarios_2_and_4_after_a_root_cause():
         **EMPTY_PLAN, "outcome": p.REMEDIATE, "root_cause_steps": ["prefect_db"], "scenarios": [2, 4],
         "tables": ["silver_trades", "bronze_trades_binance"], "watermark_tables": ["silver_trades"],
         "timeout_tables": ["silver_trades", "bronze_trades_binance"],
-        "verify_tables": ["silver_trades", "bronze_trades_binance"],
+        "verify_tables": ["silver_trades", "bronze_trades_binance"], "test_table": "bronze_trades_binance",
         "causes": {"clickhouse_memory": True, "spark_oom": True},
         "diagnosis_titles": ["PostgreSQL stopped", "Prometheus stopped", "S2", "S4"],
         "message": "root cause(s) prefect_db (start, upstream first) then scenario(s) 2, 4 for table(s) silver_trades, "
@@ -257,6 +257,7 @@ def test_a_schedule_a_dead_remediation_left_paused_is_remediated_alone_and_verif
     assert result == {
         **EMPTY_PLAN, "outcome": p.REMEDIATE, "adopt_schedule": True, "tables": TABLES[:1], "watermark_tables": TABLES[:1],
         "timeout_tables": TABLES[:1], "verify_tables": TABLES[:1], "diagnosis_titles": [left["title"]],
+        "test_table": TABLES[0],
         "message": "the schedule a remediation that is gone left paused (adopt its hold, resume it at the end) for "
                    f"table(s) {TABLES[0]}; then verify with a flow run, the watermarks and the truth check."}
     # Beside a scenario, both are done; a root cause the playbook cannot start is not a reason to act.
@@ -396,3 +397,15 @@ def test_monitoring_is_restarted_beside_a_remediation_only_when_asked(restart, e
     result = p.plan(diagnosis(blind=blind, scenarios=[scenario(1)]), TABLES, [], restart_monitoring=restart)
     assert result["outcome"] == p.REMEDIATE and result["restart_monitoring"] is expected
     assert p.plan(diagnosis(scenarios=[scenario(1)]), TABLES, [], restart_monitoring=True)["restart_monitoring"] is False
+
+
+def test_scenarios_2_and_3_prove_their_fix_on_a_table_whose_watermark_is_sound():
+    both = p.plan(diagnosis(status="degraded", failing_tables=[TABLES[0]],
+                            scenarios=[scenario(2, [TABLES[0]]), scenario(4, [TABLES[0]])]), TABLES, [])
+    assert both["scenarios"] == [2, 4] and both["watermark_tables"] == [TABLES[0]]
+    assert both["test_table"] == TABLES[1]  # the first failing table's watermark is repaired only after Scenario 2
+    alone = p.plan(diagnosis(status="degraded", failing_tables=[TABLES[1]], scenarios=[scenario(2, [TABLES[1]])]),
+                   TABLES, [])
+    assert alone["test_table"] == TABLES[1]  # no watermark repair: the failing table itself
+    every = p.plan(diagnosis(status="degraded", scenarios=[scenario(3), scenario(4, TABLES)]), TABLES, [])
+    assert every["test_table"] == TABLES[0]  # every watermark repaired: no sound table, the first as before
