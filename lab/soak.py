@@ -184,17 +184,17 @@ class Soak:
 
     def human(self, episode: Episode, why: str) -> None:
         """What on-call does after an escalation or when nothing happened: bring the components back (the data as
-        the product left it), look at the data, then check with remediate.yml by hand (which repairs what is left)."""
+        the product left it), run remediate.yml by hand (it repairs what is left, a watermark among it), then look at
+        the data: a row the loop lost or doubled is still lost or doubled then."""
         episode.notes.append(f"the soak acted as the human ({why})")
         actions = faults.clear(self.dc, self.cfg, lambda table: None)  # no table rebuilt: that would hide a loss
         episode.notes.append("cleared: " + "; ".join(actions))
-        episode.truth = self.truth()
         proc = subprocess.run([str(ROOT / ".venv/bin/ansible-playbook"), "playbooks/remediate.yml"], cwd=ROOT,
                               capture_output=True, text=True, timeout=1200,
                               env={**os.environ, "ANSIBLE_CONFIG": str(ROOT / "ansible.cfg"), "K2_LAB_ROOT": str(ROOT),
                                    "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '')}"})
         episode.notes.append(f"remediate.yml by hand: rc {proc.returncode}")
-        self.prefect.set_schedule(self.period)  # the lab's clear put the lab's own schedule mode back
+        episode.truth = self.truth()  # it puts the live schedule back too (the lab's clear had paused it)
 
     # ---------------------------------------------------------------- an episode
     def run_episode(self, episode: Episode) -> None:
