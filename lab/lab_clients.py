@@ -10,6 +10,7 @@ from config import LabConfig
 
 DEPLOYMENT = "iceberg-offload-main/iceberg-offload-15min"
 FINAL_STATES = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+K2_CRON = "*/15 * * * *"  # K2's deployment schedule (lab/services/prefect/deploy.py)
 
 
 def pg(cfg: LabConfig):
@@ -54,18 +55,25 @@ class Prefect:
         scheduled). Prefect's scheduler creates the runs within seconds of the change."""
         deployment = self.deployment()
         base = f"{self.api}/deployments/{deployment['id']}"
-        if seconds <= 0:
+        if seconds <= 0:  # paused first, then K2's own cron again (the paused lab's deployment is K2's)
             http_json(f"{base}/pause_deployment", {})
+            self._put_schedule(deployment, {"cron": K2_CRON, "timezone": "UTC"})
             return "schedule paused"
         anchor = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + first_in))
-        body = {"schedule": {"interval": seconds, "anchor_date": anchor, "timezone": "UTC"}, "active": True}
-        schedule = (deployment.get("schedules") or [{}])[0]
-        if schedule.get("id"):
-            http_json(f"{base}/schedules/{schedule['id']}", body, method="PATCH")
-        else:
-            http_json(f"{base}/schedules", [body])
+        self._put_schedule(deployment, {"interval": seconds, "anchor_date": anchor, "timezone": "UTC"})
         http_json(f"{base}/resume_deployment", {})
         return f"schedule live, every {seconds} s"
+
+    def _put_schedule(self, deployment: dict, schedule: dict) -> None:
+        base = f"{self.api}/deployments/{deployment['id']}"
+        current = (deployment.get("schedules") or [{}])[0]
+        if current.get("schedule") == schedule:
+            return
+        body = {"schedule": schedule, "active": True}
+        if current.get("id"):
+            http_json(f"{base}/schedules/{current['id']}", body, method="PATCH")
+        else:
+            http_json(f"{base}/schedules", [body])
 
     def runs_in_state(self, state_type: str) -> list[dict]:
         return http_json(f"{self.api}/flow_runs/filter", {
