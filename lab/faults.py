@@ -330,10 +330,11 @@ def clear(dc, cfg: LabConfig, reset_table: Callable[[str], None]) -> list[str]:
     if lock.exists():  # left by an interrupted run; its holder is gone with it
         lock.unlink()
         actions.append("removed a left-over remediation lock")
-    hold = lock.with_name(lock.name + ".schedule-hold")  # module_utils/offload_schedule.py's record beside it
-    if hold.exists():
-        hold.unlink()
-        actions.append("removed a left-over schedule hold")
+    for suffix, what in ((".schedule-hold", "schedule hold"), (".escalation", "escalation record")):
+        record = lock.with_name(lock.name + suffix)  # records kept beside the lock (offload_schedule, offload_lock)
+        if record.exists():  # left by a test's run: the next test's alert-driven runs would stand down for 30 min
+            record.unlink()
+            actions.append(f"removed a left-over {what}")
     if prefect.deployment().get("paused") != (cfg.schedule_seconds <= 0):  # a test or a dead run left it otherwise
         actions.append(f"put the lab's schedule back: {prefect.set_schedule(cfg.schedule_seconds)}")
     wait_for("ClickHouse", lambda: lab_clients.url_ok(f"http://127.0.0.1:{cfg.port_clickhouse}/ping"), timeout=60)
