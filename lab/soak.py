@@ -39,6 +39,8 @@ import stack  # noqa: E402
 from config import LabConfig  # noqa: E402
 from docker.errors import DockerException  # noqa: E402
 
+from offload_common import parse_utc  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 RULE_CHANGE = "code or infrastructure change needed"
 RULE_UNCLEAR = "root cause is unclear"
@@ -235,7 +237,7 @@ class Soak:
         recovered = [r for r in episode.records if (r.get("outcome") or {}).get("status") == "recovered"]
         if episode.outcome == "healed":
             finished = recovered[-1]["times"]["finished_at"]
-            episode.healed_seconds = round(_epoch(finished) - episode.injected_at, 1)
+            episode.healed_seconds = round(parse_utc(finished).timestamp() - episode.injected_at, 1)
         for name in episode.faults:
             if name in TRANSIENT_FILES:
                 (self.cfg.faults_dir / TRANSIENT_FILES[name]).unlink(missing_ok=True)
@@ -258,7 +260,7 @@ class Soak:
     def recovered_since(self, episode: Episode) -> bool:
         """The offload works again: the newest finished run of the deployment, after the last record, COMPLETED (the
         next scheduled one, or a verification's), and no fault of the episode still shows in a flow run failing."""
-        last = max(_epoch(r["recorded_at"]) for r in episode.records)
+        last = max(parse_utc(r["recorded_at"]).timestamp() for r in episode.records)
         runs = [r for r in self.prefect.runs_since(_iso(last)) if r.get("state_type") in lab_clients.FINAL_STATES]
         return bool(runs) and runs[-1]["state_type"] == "COMPLETED"
 
@@ -328,11 +330,6 @@ class Soak:
         passed = lost == 0 and doubled == 0 and all(ok(e) for e in self.episodes) and not self.interrupted
         print(f"soak: {'PASSED' if passed else 'FAILED'} (report {out.with_suffix('.md')})")
         return 0 if passed else 1
-
-
-def _epoch(iso: str) -> float:
-    from datetime import datetime
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def _iso(epoch: float) -> str:
