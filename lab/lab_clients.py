@@ -67,8 +67,6 @@ class Prefect:
     def _put_schedule(self, deployment: dict, schedule: dict) -> None:
         base = f"{self.api}/deployments/{deployment['id']}"
         current = (deployment.get("schedules") or [{}])[0]
-        if current.get("schedule") == schedule:
-            return
         body = {"schedule": schedule, "active": True}
         if current.get("id"):
             http_json(f"{base}/schedules/{current['id']}", body, method="PATCH")
